@@ -1,0 +1,23 @@
+/** What every route handler may use, built once at start-up and passed down. */
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { SecretBox } from '../security/secret-box.js';
+
+export interface ApiContext {
+  config: Config;
+  pool: pg.Pool;
+  logger: Logger;
+  secretBox: SecretBox;
+  adminKeyHash: Buffer;
+}
+
+/** Who is calling: the operator (every tenant) or one tenant. */
+export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string; keyPrefix: string };
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+    requestId?: string;
+  }
+}

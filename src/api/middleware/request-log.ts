@@ -1,0 +1,32 @@
+/** One JSON log line per request: request id, route, status, duration. */
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../../logger.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export function requestLog(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = process.hrtime.bigint();
+    const given = req.headers['x-request-id'];
+    req.requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', req.requestId);
+    res.on('finish', () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.info('request', {
+        request_id: req.requestId,
+        method: req.method,
+        route: routeOf(req),
+        status: res.statusCode,
+        duration_ms: Math.round(durationMs * 100) / 100,
+      });
+    });
+    next();
+  };
+}
+
+/** The matched route pattern (low cardinality), not the raw path with ids in it. */
+export function routeOf(req: Request): string {
+  const route = (req as { route?: { path?: string } }).route?.path;
+  return route ? req.baseUrl + route : 'unmatched';
+}

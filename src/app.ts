@@ -1,0 +1,46 @@
+/** The Express application: middleware order, routers, and the one error handler. */
+import express, { type RequestHandler } from 'express';
+import type { ApiContext } from './api/context.js';
+import { authenticate } from './api/middleware/auth.js';
+import { errorHandler } from './api/middleware/errors.js';
+import { requestLog } from './api/middleware/request-log.js';
+import { AppError } from './errors.js';
+import { healthRouter } from './api/routes/health.js';
+import { tenantsRouter } from './api/routes/tenants.js';
+import { webhooksRouter } from './api/routes/webhooks.js';
+import { eventsRouter } from './api/routes/events.js';
+import { deliveriesRouter } from './api/routes/deliveries.js';
+import { dlqRouter } from './api/routes/dlq.js';
+
+export function createApp(ctx: ApiContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // Behind nginx in the one-container deployment: trust the first proxy for client addresses.
+  app.set('trust proxy', 1);
+
+  app.use(requestLog(ctx.logger));
+  app.use(healthRouter(ctx));
+
+  // Each authenticated route runs `guard` first: the key is checked before the body is parsed, and
+  // unknown routes still answer 404 rather than 401.
+  const guard: RequestHandler[] = [
+    authenticate(ctx),
+    express.json({
+      limit: ctx.config.BODY_LIMIT_BYTES,
+      strict: false,
+      type: ['application/json', 'application/*+json'],
+    }),
+  ];
+  app.use(tenantsRouter(ctx, guard));
+  app.use(webhooksRouter(ctx, guard));
+  app.use(eventsRouter(ctx, guard));
+  app.use(deliveriesRouter(ctx, guard));
+  app.use(dlqRouter(ctx, guard));
+
+  app.use(() => {
+    throw AppError.notFound('route');
+  });
+  app.use(errorHandler(ctx.logger));
+  return app;
+}

@@ -1,0 +1,100 @@
+/**
+ * Configuration, read once from the environment and validated with valibot. A bad value stops
+ * start-up with one line naming the variable (see ConfigError).
+ */
+import * as v from 'valibot';
+
+const int = (min: number, max: number) =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^\d+$/, 'must be a whole number'),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const optionalInt = (min: number, max: number, fallback: number) =>
+  v.optional(int(min, max), String(fallback));
+
+const cidrList = v.pipe(
+  v.string(),
+  v.transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  ),
+  v.check(
+    (list) => list.every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)),
+    'must be a comma list of CIDRs such as 127.0.0.0/8,::1/128',
+  ),
+);
+
+const EnvSchema = v.object({
+  /** HTTP port of the API and console. */
+  PORT: optionalInt(0, 65535, 3000),
+  /** PostgreSQL to use; unset starts the embedded server under DATA_DIR/pg. */
+  DATABASE_URL: v.optional(v.pipe(v.string(), v.regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'))),
+  /** Local state of the embedded default: database, generated keys. */
+  DATA_DIR: v.optional(v.pipe(v.string(), v.minLength(1)), './.data'),
+  /** The operator's key; unset: generated into DATA_DIR/admin-api-key. */
+  ADMIN_API_KEY: v.optional(v.pipe(v.string(), v.minLength(16, 'must be at least 16 characters'))),
+  /** 32-byte key (base64 or 64 hex chars) encrypting webhook secrets; unset: generated into DATA_DIR. */
+  SECRETS_KEY: v.optional(v.string()),
+  /** CIDRs deliveries may reach although private/loopback (local testing). */
+  SSRF_ALLOW_CIDRS: v.optional(cidrList, ''),
+  /** winston level. */
+  LOG_LEVEL: v.optional(v.picklist(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']), 'info'),
+  /** Largest request body in bytes (413 above it). */
+  BODY_LIMIT_BYTES: optionalInt(1024, 64 * 1024 * 1024, 1024 * 1024),
+  /** What this process runs: api, worker, or all (the one-container default). */
+  POSTBOX_ROLE: v.optional(v.picklist(['all', 'api', 'worker']), 'all'),
+  /** Deliveries one worker process sends at once. */
+  WORKER_CONCURRENCY: optionalInt(1, 10_000, 200),
+  /** Most deliveries taken by one claim statement. */
+  CLAIM_BATCH_SIZE: optionalInt(1, 5_000, 100),
+  /** How long a claim holds a delivery before another worker may take it (longer than any timeout). */
+  LEASE_SECONDS: optionalInt(5, 3600, 60),
+  /** Fallback poll when no NOTIFY arrives (future retries, other processes). */
+  POLL_INTERVAL_MS: optionalInt(10, 60_000, 500),
+  /** SIGTERM grace: in-flight attempts may finish this long before they are released. */
+  SHUTDOWN_GRACE_MS: optionalInt(0, 600_000, 10_000),
+  /** Attempts, finished deliveries and their events older than this are deleted. */
+  RETENTION_DAYS: optionalInt(1, 3650, 30),
+  /** Default quota for new tenants: events per second. */
+  DEFAULT_MAX_EVENTS_PER_SEC: optionalInt(1, 1_000_000, 1000),
+  /** Default quota for new tenants: deliveries in flight at once. */
+  DEFAULT_MAX_CONCURRENT_DELIVERIES: optionalInt(1, 100_000, 100),
+  /** Default quota for new tenants: DLQ size before the tenant is flagged. */
+  DEFAULT_MAX_DLQ_SIZE: optionalInt(1, 100_000_000, 10_000),
+  /** PostgreSQL pool size of this process. */
+  DB_POOL_SIZE: optionalInt(2, 200, 10),
+});
+
+export type Config = v.InferOutput<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`invalid configuration: ${variable} ${detail}`);
+  }
+}
+
+/** Validates the environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.entries)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const result = v.safeParse(EnvSchema, input);
+  if (!result.success) {
+    const issue = result.issues[0];
+    const variable = issue.path?.[0]?.key;
+    throw new ConfigError(String(variable ?? 'environment'), issue.message);
+  }
+  return result.output;
+}

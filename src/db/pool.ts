@@ -1,0 +1,30 @@
+/** The PostgreSQL pool and the transaction helper everything else uses. */
+import pg from 'pg';
+
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+
+export function createPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, application_name: 'postbox' });
+  // An idle client can lose its connection (server restart); without a listener that is a crash.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs fn in one transaction: COMMIT if it resolves, ROLLBACK (and rethrow) if it throws. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

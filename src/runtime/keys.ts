@@ -1,0 +1,45 @@
+/**
+ * Keys of the embedded default: the admin API key and the secrets key, taken from the environment
+ * or generated once into DATA_DIR with mode 0600 and reused on every later start.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config.js';
+import { ConfigError } from '../config.js';
+import { parseSecretsKey } from '../security/secret-box.js';
+
+function readOrCreate(path: string, make: () => string): { value: string; created: boolean } {
+  if (existsSync(path)) return { value: readFileSync(path, 'utf8').trim(), created: false };
+  // DATA_DIR itself stays traversable: the embedded server runs as its own user under DATA_DIR/pg.
+  mkdirSync(resolve(path, '..'), { recursive: true, mode: 0o755 });
+  const value = make();
+  writeFileSync(path, value + '\n', { mode: 0o600, flag: 'wx' });
+  return { value, created: true };
+}
+
+export interface AdminKey {
+  key: string;
+  /** Where it was generated, when it was (to print once at start-up). */
+  generatedAt?: string;
+}
+
+export function loadAdminKey(config: Config): AdminKey {
+  if (config.ADMIN_API_KEY) return { key: config.ADMIN_API_KEY };
+  const path = resolve(join(config.DATA_DIR, 'admin-api-key'));
+  const { value, created } = readOrCreate(path, () => 'pbadmin_' + randomBytes(32).toString('base64url'));
+  return created ? { key: value, generatedAt: path } : { key: value };
+}
+
+export function loadSecretsKey(config: Config): Buffer {
+  if (config.SECRETS_KEY) {
+    const key = parseSecretsKey(config.SECRETS_KEY);
+    if (!key) throw new ConfigError('SECRETS_KEY', 'must be 32 bytes, as 64 hex characters or base64');
+    return key;
+  }
+  const path = resolve(join(config.DATA_DIR, 'secrets-key'));
+  const { value } = readOrCreate(path, () => randomBytes(32).toString('base64'));
+  const key = parseSecretsKey(value);
+  if (!key) throw new ConfigError('SECRETS_KEY', `file ${path} does not hold a 32-byte key`);
+  return key;
+}

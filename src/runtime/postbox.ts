@@ -1,0 +1,53 @@
+/**
+ * Wires a Postbox instance together. Used by main.ts and by tests that need a real process-shaped
+ * instance in-process.
+ */
+import type express from 'express';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { createApp } from '../app.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
+import { runMigrations } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { hashApiKey } from '../security/api-keys.js';
+import { SecretBox } from '../security/secret-box.js';
+import { loadAdminKey, loadSecretsKey } from './keys.js';
+
+export interface Postbox {
+  app?: express.Express;
+  pool: pg.Pool;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startPostbox(config: Config, logger: Logger): Promise<Postbox> {
+  const secretBox = new SecretBox(loadSecretsKey(config));
+  const admin = loadAdminKey(config);
+  if (admin.generatedAt) logger.info('generated the admin API key', { path: admin.generatedAt });
+
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.DATA_DIR, { onLog: (line) => logger.debug(line) });
+    databaseUrl = embedded.url;
+    logger.info('embedded PostgreSQL started', { data_dir: config.DATA_DIR });
+  }
+  await runMigrations(databaseUrl);
+  const pool = createPool(databaseUrl, config.DB_POOL_SIZE);
+
+  const app =
+    config.POSTBOX_ROLE === 'worker'
+      ? undefined
+      : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key) });
+
+  return {
+    ...(app ? { app } : {}),
+    pool,
+    databaseUrl,
+    async stop() {
+      await pool.end();
+      await embedded?.stop();
+    },
+  };
+}
