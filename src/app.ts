@@ -11,6 +11,8 @@ import { webhooksRouter } from './api/routes/webhooks.js';
 import { eventsRouter } from './api/routes/events.js';
 import { deliveriesRouter } from './api/routes/deliveries.js';
 import { dlqRouter } from './api/routes/dlq.js';
+import { quotasRouter } from './api/routes/quotas.js';
+import { auditRouter } from './api/routes/audit.js';
 
 export function createApp(ctx: ApiContext): express.Express {
   const app = express();
@@ -37,6 +39,8 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(eventsRouter(ctx, guard));
   app.use(deliveriesRouter(ctx, guard));
   app.use(dlqRouter(ctx, guard));
+  app.use(quotasRouter(ctx, guard));
+  app.use(auditRouter(ctx, guard));
 
   app.use(() => {
     throw AppError.notFound('route');

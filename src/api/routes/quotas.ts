@@ -1,0 +1,7 @@
+import { Router, type RequestHandler } from 'express';
+import type { ApiContext } from '../context.js';
+
+export function quotasRouter(_ctx: ApiContext, _guard: RequestHandler[]): Router {
+  const router = Router();
+  return router;
+}
