@@ -62,6 +62,11 @@ const EnvSchema = v.object({
   SHUTDOWN_GRACE_MS: optionalInt(0, 600_000, 10_000),
   /** Attempts, finished deliveries and their events older than this are deleted. */
   RETENTION_DAYS: optionalInt(1, 3650, 30),
+  /** When the retention job runs: five-field cron, UTC, once per cluster (pg-boss). */
+  RETENTION_CRON: v.optional(
+    v.pipe(v.string(), v.trim(), v.regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression')),
+    '17 3 * * *',
+  ),
   /** Default quota for new tenants: events per second. */
   DEFAULT_MAX_EVENTS_PER_SEC: optionalInt(1, 1_000_000, 1000),
   /** Default quota for new tenants: deliveries in flight at once. */

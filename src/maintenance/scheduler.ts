@@ -1,0 +1,96 @@
+/**
+ * Once-per-cluster maintenance jobs on pg-boss. Every worker process starts a scheduler; pg-boss keeps
+ * the schedules and job rows in its own `pgboss` schema and hands each cron tick to exactly one
+ * process, so adding workers never runs a job twice.
+ *
+ * Jobs:
+ * - postbox-retention (RETENTION_CRON, daily by default): runRetention with RETENTION_DAYS.
+ *
+ * Lease rescue is deliberately not a job: a delivery whose worker died keeps status in_flight with a
+ * lease_expires_at in the past, and the delivery claim takes such rows like due pending ones. Rescue
+ * thus happens within one poll interval of the lease running out, with no scheduler in the path.
+ */
+import PgBoss from 'pg-boss';
+import type pg from 'pg';
+import type { Logger } from '../logger.js';
+import { runRetention } from './retention.js';
+
+export const RETENTION_JOB = 'postbox-retention';
+
+export interface MaintenanceConfig {
+  /** Where pg-boss keeps its schema; the same database as Postbox. */
+  databaseUrl: string;
+  /** Postbox's own pool, used by the jobs themselves. */
+  pool: pg.Pool;
+  logger: Logger;
+  /** RETENTION_DAYS. */
+  retentionDays: number;
+  /** Five-field cron (UTC) for the retention job; minute resolution. */
+  retentionCron: string;
+  /** Rows per retention statement. */
+  retentionBatchSize?: number;
+  /** How often an idle process asks pg-boss for a due job. A daily job can wait this long. */
+  pollingIntervalSeconds?: number;
+}
+
+export interface Maintenance {
+  /** Stops taking jobs; a running job stops after its current batch. Resolves within graceMs (min 1 s). */
+  stop(graceMs: number): Promise<void>;
+}
+
+export async function startMaintenance(config: MaintenanceConfig): Promise<Maintenance> {
+  const { logger } = config;
+  const boss = new PgBoss({
+    connectionString: config.databaseUrl,
+    application_name: 'postbox-maintenance',
+    // Its own small pool: pg-boss's polling never waits behind delivery traffic, and vice versa.
+    max: 2,
+  });
+  // An EventEmitter 'error' without a listener would crash the process; pg-boss reports transient
+  // polling failures this way and retries by itself.
+  boss.on('error', (err) => logger.warn('maintenance scheduler error', { error: err.message }));
+
+  const running = new AbortController();
+  await boss.start();
+  try {
+    await boss.createQueue(RETENTION_JOB, {
+      name: RETENTION_JOB,
+      // singleton: at most one active run, even if a run outlasts the interval between ticks.
+      policy: 'singleton',
+      retryLimit: 2,
+      retryDelay: 300,
+      // A long first run over a big backlog must not be declared dead and started a second time.
+      expireInSeconds: 6 * 3600,
+    });
+    // Upserts by name: every process calls this at start; the last writer's cron wins.
+    await boss.schedule(RETENTION_JOB, config.retentionCron, {}, { tz: 'UTC' });
+    await boss.work(
+      RETENTION_JOB,
+      { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },
+      async () => {
+        const started = Date.now();
+        try {
+          const result = await runRetention(config.pool, {
+            olderThanDays: config.retentionDays,
+            batchSize: config.retentionBatchSize ?? 1000,
+            signal: running.signal,
+          });
+          logger.info('retention finished', { ...result, duration_ms: Date.now() - started });
+        } catch (err) {
+          logger.error('retention failed', { error: (err as Error).message });
+          throw err; // pg-boss records the failure and retries
+        }
+      },
+    );
+  } catch (err) {
+    await boss.stop({ graceful: false }).catch(() => {});
+    throw err;
+  }
+
+  return {
+    async stop(graceMs) {
+      running.abort();
+      await boss.stop({ graceful: true, timeout: graceMs, wait: true, close: true });
+    },
+  };
+}
