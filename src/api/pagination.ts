@@ -46,3 +46,17 @@ export function page<T>(rows: T[], limit: number, keyOf: (row: T) => unknown[]) 
   const last = data[data.length - 1];
   return { data, next_cursor: hasMore && last !== undefined ? encodeCursor(keyOf(last)) : null };
 }
+
+/** decodeCursor, then checks each part against `key` (e.g. a UUID), so a forged cursor is a 400 on `cursor`. */
+export function decodeCursorAs<S extends v.TupleSchema<v.TupleItems, undefined>>(
+  cursor: string | undefined,
+  key: S,
+): v.InferOutput<S> | undefined {
+  const parts = decodeCursor(cursor, key.items.length);
+  if (parts === undefined) return undefined;
+  const result = v.safeParse(key, parts);
+  if (result.success) return result.output;
+  throw AppError.validation('cursor is not valid', [
+    { path: 'cursor', message: 'is not a cursor from this API' },
+  ]);
+}

@@ -1,7 +1,151 @@
+/**
+ * Deliveries: list and inspect them, and replay one (a new delivery cycle of the same delivery id, so
+ * receivers deduplicate on webhook-id as usual).
+ *
+ * Shape: list items carry `attempts` as the number of attempts in the current cycle (the column), as
+ * the contract's delivery fields imply. GET /deliveries/:id "also lists its attempts": there
+ * `attempts` is the array of attempts (every cycle, oldest first) and the number moves to
+ * `attempt_count`. `attempt_count` is on list items too, so clients can read the count one way.
+ */
 import { Router, type RequestHandler } from 'express';
+import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
+import { actorOf, principalOf, readScope } from '../middleware/auth.js';
+import { decodeCursorAs, page, PageQuery } from '../pagination.js';
+import { IdParams, IsoDate, parseInput, QueryString, Uuid } from '../validate.js';
+import { AppError } from '../../errors.js';
+import { withTransaction } from '../../db/pool.js';
+import {
+  DELIVERY_STATUSES,
+  getDelivery,
+  listAttempts,
+  listDeliveries,
+  type AttemptRow,
+  type DeliveryRow,
+} from '../../queries/deliveries-read.js';
+import { replayDelivery } from '../../queries/recovery.js';
+import { insertAudit } from '../../queries/audit.js';
+import { notifyDeliveriesDue } from '../../queries/notify.js';
 
-export function deliveriesRouter(_ctx: ApiContext, _guard: RequestHandler[]): Router {
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function deliveryJson(row: DeliveryRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    event_id: row.eventId,
+    webhook_id: row.webhookId,
+    event_type: row.eventType,
+    status: row.status,
+    attempts: row.attempts,
+    attempt_count: row.attempts,
+    next_attempt_at: row.nextAttemptAt.toISOString(),
+    last_attempt_at: iso(row.lastAttemptAt),
+    last_status_code: row.lastStatusCode,
+    last_error: row.lastError,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    completed_at: iso(row.completedAt),
+  };
+}
+
+export function attemptJson(row: AttemptRow) {
+  return {
+    attempt: row.attempt,
+    started_at: row.startedAt.toISOString(),
+    duration_ms: row.durationMs,
+    status_code: row.statusCode,
+    error: row.error,
+    response_excerpt: row.responseExcerpt,
+  };
+}
+
+const one = <S extends v.GenericSchema<string, unknown>>(schema: S) => v.pipe(QueryString, schema);
+
+const ListQuery = v.strictObject(
+  {
+    ...PageQuery,
+    tenant_id: v.optional(one(Uuid)),
+    webhook_id: v.optional(one(Uuid)),
+    event_id: v.optional(one(Uuid)),
+    status: v.optional(one(v.picklist(DELIVERY_STATUSES, `must be one of ${DELIVERY_STATUSES.join(', ')}`))),
+    from: v.optional(one(IsoDate)),
+    to: v.optional(one(IsoDate)),
+  },
+  'is not a known query parameter',
+);
+
+/** A replay takes no body; anything sent must be an empty object (a typo is an error, not ignored). */
+const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));
+
+/** The cursor of this list is the last id. */
+const CursorKey = v.tuple([Uuid]);
+
+/** Filtering on another tenant answers 404 like any of its objects; the admin may pick any. */
+function listTenant(scope: string | undefined, requested: string | undefined): string | undefined {
+  if (scope !== undefined && requested !== undefined && requested !== scope)
+    throw AppError.notFound('tenant');
+  return scope ?? requested;
+}
+
+export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
+
+  router.get('/deliveries', ...guard, async (req, res) => {
+    const q = parseInput(ListQuery, req.query, 'query');
+    if (q.from && q.to && q.from > q.to)
+      throw AppError.validation('query is not valid', [{ path: 'to', message: 'must not be before from' }]);
+    const rows = await listDeliveries(ctx.pool, {
+      tenantId: listTenant(readScope(req), q.tenant_id),
+      webhookId: q.webhook_id,
+      eventId: q.event_id,
+      status: q.status,
+      from: q.from,
+      to: q.to,
+      beforeId: decodeCursorAs(q.cursor, CursorKey)?.[0],
+      limit: q.limit + 1,
+    });
+    const result = page(rows, q.limit, (row) => [row.id]);
+    res.json({ data: result.data.map(deliveryJson), next_cursor: result.next_cursor });
+  });
+
+  // Here `attempts` is the list and `attempt_count` the number (see the file comment).
+  router.get('/deliveries/:id', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    const [row, attempts] = await Promise.all([
+      getDelivery(ctx.pool, id, readScope(req)),
+      listAttempts(ctx.pool, id),
+    ]);
+    if (!row) throw AppError.notFound('delivery');
+    res.json({ ...deliveryJson(row), attempts: attempts.map(attemptJson) });
+  });
+
+  router.post('/deliveries/:id/replay', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    parseInput(NoBody, req.body, 'body');
+    const principal = principalOf(req);
+    await withTransaction(ctx.pool, async (tx) => {
+      const outcome = await replayDelivery(tx, id, readScope(req));
+      if (outcome.kind === 'not_found') throw AppError.notFound('delivery');
+      if (outcome.kind === 'in_flight')
+        throw AppError.conflict('the delivery is being attempted right now; replay it once it finishes');
+      if (outcome.kind === 'webhook_deleted')
+        throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
+      await insertAudit(tx, {
+        actor: actorOf(principal),
+        action: 'delivery.replay',
+        objectType: 'delivery',
+        objectId: id,
+        tenantId: outcome.tenantId,
+        changes: {
+          status: { from: outcome.previousStatus, to: 'pending' },
+          attempts: { from: outcome.previousAttempts, to: 0 },
+        },
+      });
+      await notifyDeliveriesDue(tx);
+    });
+    res.status(202).json({ delivery_id: id, status: 'pending' });
+  });
+
   return router;
 }
