@@ -1,7 +1,150 @@
+/**
+ * The dead-letter queue: deliveries whose retries ran out. List them, retry one, or retry many in
+ * one statement. A retry requeues the same delivery (same id, so the same webhook-id for receivers)
+ * as a new cycle and takes it out of the DLQ.
+ */
 import { Router, type RequestHandler } from 'express';
+import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
+import { actorOf, principalOf, readScope } from '../middleware/auth.js';
+import { decodeCursorAs, page, PageQuery } from '../pagination.js';
+import { parseInput, QueryString, Uuid } from '../validate.js';
+import { AppError } from '../../errors.js';
+import { withTransaction } from '../../db/pool.js';
+import {
+  listDeadLetters,
+  retryDeadLetter,
+  retryDeadLetters,
+  type DeadLetterRow,
+} from '../../queries/recovery.js';
+import { insertAudit, insertAudits } from '../../queries/audit.js';
+import { notifyDeliveriesDue } from '../../queries/notify.js';
 
-export function dlqRouter(_ctx: ApiContext, _guard: RequestHandler[]): Router {
+export function deadLetterJson(row: DeadLetterRow) {
+  return {
+    delivery_id: row.deliveryId,
+    tenant_id: row.tenantId,
+    webhook_id: row.webhookId,
+    event_id: row.eventId,
+    event_type: row.eventType,
+    last_error: row.lastError,
+    attempts: row.attempts,
+    dead_at: row.deadAt.toISOString(),
+  };
+}
+
+const EventType = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(200));
+const one = <S extends v.GenericSchema<string, unknown>>(schema: S) => v.pipe(QueryString, schema);
+
+const ListQuery = v.strictObject(
+  {
+    ...PageQuery,
+    tenant_id: v.optional(one(Uuid)),
+    webhook_id: v.optional(one(Uuid)),
+    event_type: v.optional(one(EventType)),
+  },
+  'is not a known query parameter',
+);
+
+const RetryParams = v.object({ delivery_id: Uuid });
+const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));
+const BulkRetryBody = v.optional(
+  v.strictObject(
+    { webhook_id: v.optional(Uuid), event_type: v.optional(EventType), tenant_id: v.optional(Uuid) },
+    'is not a field of this request',
+  ),
+  {},
+);
+
+/** The cursor is [dead_at with microseconds, delivery_id]: dead_at alone is not unique. */
+const CursorKey = v.tuple([v.pipe(v.string(), v.regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/)), Uuid]);
+
+function cursorKey(cursor: string | undefined) {
+  const key = decodeCursorAs(cursor, CursorKey);
+  return key && { deadAt: key[0], deliveryId: key[1] };
+}
+
+/**
+ * The tenant a DLQ call is limited to. A tenant key: its own (naming another answers 404, like any of
+ * its objects). The admin key: the tenant_id it names, else every tenant.
+ */
+function dlqTenant(scope: string | undefined, requested: string | undefined): string | undefined {
+  if (scope !== undefined && requested !== undefined && requested !== scope)
+    throw AppError.notFound('tenant');
+  return scope ?? requested;
+}
+
+export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
+
+  router.get('/dlq', ...guard, async (req, res) => {
+    const q = parseInput(ListQuery, req.query, 'query');
+    const rows = await listDeadLetters(ctx.pool, {
+      tenantId: dlqTenant(readScope(req), q.tenant_id),
+      webhookId: q.webhook_id,
+      eventType: q.event_type,
+      before: cursorKey(q.cursor),
+      limit: q.limit + 1,
+    });
+    const result = page(rows, q.limit, (row) => [row.deadAtKey, row.deliveryId]);
+    res.json({ data: result.data.map(deadLetterJson), next_cursor: result.next_cursor });
+  });
+
+  // Registered before /dlq/:delivery_id/retry only for readability: the paths cannot collide.
+  router.post('/dlq/retry', ...guard, async (req, res) => {
+    const body = parseInput(BulkRetryBody, req.body, 'body');
+    const principal = principalOf(req);
+    const tenantId = dlqTenant(readScope(req), body.tenant_id);
+    const filters = { webhook_id: body.webhook_id ?? null, event_type: body.event_type ?? null };
+    const requeued = await withTransaction(ctx.pool, async (tx) => {
+      const perTenant = await retryDeadLetters(tx, {
+        tenantId,
+        webhookId: body.webhook_id,
+        eventType: body.event_type,
+      });
+      // One audit row per tenant touched (an admin retry may span tenants), each with its count.
+      await insertAudits(
+        tx,
+        perTenant.map((t) => ({
+          actor: actorOf(principal),
+          action: 'dlq.retry_bulk',
+          objectType: 'tenant',
+          objectId: t.tenantId,
+          tenantId: t.tenantId,
+          changes: { requeued: t.requeued, filters },
+        })),
+      );
+      if (perTenant.length > 0) await notifyDeliveriesDue(tx);
+      return perTenant.reduce((sum, t) => sum + t.requeued, 0);
+    });
+    res.status(202).json({ requeued });
+  });
+
+  router.post('/dlq/:delivery_id/retry', ...guard, async (req, res) => {
+    const { delivery_id: id } = parseInput(RetryParams, req.params, 'path');
+    parseInput(NoBody, req.body, 'body');
+    const principal = principalOf(req);
+    await withTransaction(ctx.pool, async (tx) => {
+      const outcome = await retryDeadLetter(tx, id, readScope(req));
+      if (outcome.kind === 'not_found') throw AppError.notFound('dead-lettered delivery');
+      // In the DLQ means status failed, so never in flight; a deleted webhook is the one refusal.
+      if (outcome.kind !== 'requeued')
+        throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
+      await insertAudit(tx, {
+        actor: actorOf(principal),
+        action: 'dlq.retry',
+        objectType: 'delivery',
+        objectId: id,
+        tenantId: outcome.tenantId,
+        changes: {
+          status: { from: outcome.previousStatus, to: 'pending' },
+          attempts: outcome.previousAttempts,
+        },
+      });
+      await notifyDeliveriesDue(tx);
+    });
+    res.status(202).json({ delivery_id: id, status: 'pending' });
+  });
+
   return router;
 }
