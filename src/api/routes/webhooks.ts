@@ -1,7 +1,187 @@
-import { Router, type RequestHandler } from 'express';
+/**
+ * Webhooks: register, read, change, delete, rotate the signing secret. The secret is stored sealed
+ * (SecretBox) and shown only by POST /webhooks and rotate-secret. Every change writes its audit row in
+ * the same transaction.
+ */
+import { Router, type Request, type RequestHandler } from 'express';
 import type { ApiContext } from '../context.js';
+import { actorOf, principalOf, readScope, tenantScope } from '../middleware/auth.js';
+import { page } from '../pagination.js';
+import { IdParams, parseInput } from '../validate.js';
+import { idCursor, listScope } from '../listing.js';
+import { validateWebhookUrl } from '../webhook-url.js';
+import {
+  CreateWebhook,
+  ListWebhooksQuery,
+  RotateSecret,
+  UpdateWebhook,
+  mergeRetryPolicy,
+} from './webhook-schemas.js';
+import { AppError } from '../../errors.js';
+import { withTransaction } from '../../db/pool.js';
+import { newId } from '../../ids.js';
+import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
+import { generateWebhookSecret } from '../../security/webhook-secrets.js';
+import { insertAudit } from '../../queries/audit.js';
+import { notifyDeliveriesDue } from '../../queries/notify.js';
+import {
+  getWebhook,
+  insertWebhook,
+  listWebhooks,
+  lockWebhook,
+  rotateWebhookSecret,
+  softDeleteWebhook,
+  updateWebhook,
+  type WebhookRow,
+} from '../../queries/webhooks.js';
 
-export function webhooksRouter(_ctx: ApiContext, _guard: RequestHandler[]): Router {
+export function webhookJson(row: WebhookRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    url: row.url,
+    event_types: row.eventTypes,
+    description: row.description,
+    retry_policy: row.retryPolicy,
+    timeout_ms: row.timeoutMs,
+    max_concurrency: row.maxConcurrency,
+    enabled: row.enabled,
+    disabled_reason: row.disabledReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** The admin key naming a tenant that does not exist fails on the foreign key: that is a 404. */
+function unknownTenantAsNotFound(err: unknown): never {
+  if ((err as { code?: string })?.code === '23503') throw AppError.notFound('tenant');
+  throw err;
+}
+
+function audit(req: Request, action: string, row: { id: string; tenantId: string }, changes: object) {
+  return {
+    actor: actorOf(principalOf(req)),
+    action,
+    objectType: 'webhook',
+    objectId: row.id,
+    tenantId: row.tenantId,
+    changes: changes as Record<string, unknown>,
+  };
+}
+
+export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
+
+  router.post('/webhooks', ...guard, async (req, res) => {
+    const input = parseInput(CreateWebhook, req.body, 'webhook');
+    const tenantId = tenantScope(req, input.tenant_id);
+    await validateWebhookUrl(input.url);
+    const secret = input.secret ?? generateWebhookSecret();
+    const row = await withTransaction(ctx.pool, async (tx) => {
+      const webhook = await insertWebhook(tx, {
+        id: newId(),
+        tenantId,
+        url: input.url,
+        secretCiphertext: ctx.secretBox.encrypt(secret),
+        eventTypes: input.event_types ?? ['*'],
+        description: input.description ?? null,
+        retryPolicy: mergeRetryPolicy(DEFAULT_RETRY_POLICY, input.retry_policy),
+        timeoutMs: input.timeout_ms ?? 15_000,
+        maxConcurrency: input.max_concurrency ?? 10,
+      });
+      const { id: _id, tenant_id: _t, created_at: _c, updated_at: _u, ...fields } = webhookJson(webhook);
+      await insertAudit(tx, audit(req, 'webhook.create', webhook, fields));
+      return webhook;
+    }).catch(unknownTenantAsNotFound);
+    res.status(201).json({ ...webhookJson(row), secret });
+  });
+
+  router.get('/webhooks', ...guard, async (req, res) => {
+    const query = parseInput(ListWebhooksQuery, { ...req.query }, 'query');
+    const rows = await listWebhooks(ctx.pool, {
+      tenantId: listScope(req, query.tenant_id),
+      beforeId: idCursor(query.cursor),
+      limit: query.limit + 1,
+    });
+    const result = page(rows, query.limit, (row) => [row.id]);
+    res.json({ data: result.data.map(webhookJson), next_cursor: result.next_cursor });
+  });
+
+  router.get('/webhooks/:id', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    const row = await getWebhook(ctx.pool, id, readScope(req));
+    if (!row) throw AppError.notFound('webhook');
+    res.json(webhookJson(row));
+  });
+
+  router.patch('/webhooks/:id', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    const input = parseInput(UpdateWebhook, req.body, 'webhook');
+    if (input.url !== undefined) await validateWebhookUrl(input.url);
+    const by = principalOf(req).kind === 'admin' ? 'admin' : 'tenant';
+    const row = await withTransaction(ctx.pool, async (tx) => {
+      const current = await lockWebhook(tx, id, readScope(req));
+      if (!current) throw AppError.notFound('webhook');
+      const enabled = input.enabled ?? current.enabled;
+      const reenabled = enabled && !current.enabled;
+      const updated = await updateWebhook(tx, id, {
+        url: input.url ?? current.url,
+        eventTypes: input.event_types ?? current.eventTypes,
+        description: input.description !== undefined ? input.description : current.description,
+        retryPolicy: mergeRetryPolicy(current.retryPolicy, input.retry_policy),
+        timeoutMs: input.timeout_ms ?? current.timeoutMs,
+        maxConcurrency: input.max_concurrency ?? current.maxConcurrency,
+        enabled,
+        // Keep an earlier reason (e.g. an automatic disable) when disabling again.
+        disabledReason: enabled ? null : (current.disabledReason ?? `disabled by ${by}`),
+      });
+      const json = webhookJson(updated);
+      const changes = Object.fromEntries(
+        Object.keys(input).map((field) => [field, json[field as keyof typeof json]]),
+      );
+      if (Object.keys(changes).length > 0)
+        await insertAudit(tx, audit(req, 'webhook.update', updated, changes));
+      // Its queued deliveries become claimable again: wake the workers (sent on COMMIT).
+      if (reenabled) await notifyDeliveriesDue(tx);
+      return updated;
+    });
+    res.json(webhookJson(row));
+  });
+
+  router.delete('/webhooks/:id', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    await withTransaction(ctx.pool, async (tx) => {
+      const gone = await softDeleteWebhook(tx, id, readScope(req));
+      if (!gone) throw AppError.notFound('webhook');
+      await insertAudit(tx, audit(req, 'webhook.delete', gone, { cancelled_deliveries: gone.cancelled }));
+    });
+    res.status(204).end();
+  });
+
+  router.post('/webhooks/:id/rotate-secret', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    // A bodyless POST is the common case: every field is optional.
+    const input = parseInput(RotateSecret, req.body ?? {}, 'rotation');
+    const secret = generateWebhookSecret();
+    await withTransaction(ctx.pool, async (tx) => {
+      const rotated = await rotateWebhookSecret(
+        tx,
+        id,
+        readScope(req),
+        ctx.secretBox.encrypt(secret),
+        input.overlap_seconds,
+      );
+      if (!rotated) throw AppError.notFound('webhook');
+      await insertAudit(
+        tx,
+        audit(req, 'webhook.rotate_secret', rotated, {
+          overlap_seconds: input.overlap_seconds,
+          previous_secret_expires_at: rotated.previousSecretExpiresAt.toISOString(),
+        }),
+      );
+    });
+    res.json({ secret });
+  });
+
   return router;
 }

@@ -1,0 +1,112 @@
+/** valibot schemas for /webhooks bodies and queries, and the retry-policy merge they need. */
+import * as v from 'valibot';
+import { AppError } from '../../errors.js';
+import { PageQuery } from '../pagination.js';
+import { Uuid } from '../validate.js';
+import { WEBHOOK_URL_MAX_LENGTH } from '../webhook-url.js';
+import { isEventTypePattern } from '../../ingest/event-types.js';
+import { webhookSecretProblem } from '../../security/webhook-secrets.js';
+import { RETRY_POLICY_LIMITS, type RetryPolicy } from '../../delivery/retry-policy.js';
+
+const wholeNumber = (min: number, max: number) =>
+  v.pipe(
+    v.number('must be a number'),
+    v.integer('must be a whole number'),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+/** PostgreSQL text cannot hold NUL; refusing it here keeps it a 400 instead of a database error. */
+const noNul = v.check((s: string) => !s.includes('\u0000'), 'must not contain NUL characters');
+
+const Url = v.pipe(
+  v.string('must be a string'),
+  v.maxLength(WEBHOOK_URL_MAX_LENGTH, `must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`),
+);
+
+// The message is built from webhookSecretProblem, which never repeats the secret.
+const Secret = v.pipe(
+  v.string('must be a string'),
+  v.check(
+    (s: string) => webhookSecretProblem(s) === undefined,
+    (issue) => webhookSecretProblem(String(issue.input)) ?? 'is not valid',
+  ),
+);
+
+const EventTypes = v.pipe(
+  v.array(
+    v.pipe(
+      v.string('must be a string'),
+      v.check(
+        isEventTypePattern,
+        'must be an event type (order.created), a trailing wildcard (order.*) or *',
+      ),
+    ),
+    'must be an array of event types',
+  ),
+  v.minLength(1, 'must not be empty (use ["*"] for every type)'),
+  v.maxLength(100, 'must have at most 100 entries'),
+  v.transform((types) => [...new Set(types)]),
+);
+
+const Description = v.nullable(
+  v.pipe(v.string('must be a string or null'), v.maxLength(1000, 'must be at most 1000 characters'), noNul),
+);
+
+const { maxAttempts, initialDelayMs, maxDelayMs } = RETRY_POLICY_LIMITS;
+const RetryPolicyInput = v.strictObject(
+  {
+    max_attempts: v.optional(wholeNumber(maxAttempts.min, maxAttempts.max)),
+    initial_delay_ms: v.optional(wholeNumber(initialDelayMs.min, initialDelayMs.max)),
+    max_delay_ms: v.optional(wholeNumber(maxDelayMs.min, maxDelayMs.max)),
+  },
+  'must be an object with max_attempts, initial_delay_ms and/or max_delay_ms',
+);
+export type RetryPolicyPatch = v.InferOutput<typeof RetryPolicyInput>;
+
+const TimeoutMs = wholeNumber(1000, 30_000);
+const MaxConcurrency = wholeNumber(1, 100);
+
+export const CreateWebhook = v.strictObject({
+  url: Url,
+  secret: v.optional(Secret),
+  event_types: v.optional(EventTypes),
+  description: v.optional(Description),
+  retry_policy: v.optional(RetryPolicyInput),
+  timeout_ms: v.optional(TimeoutMs),
+  max_concurrency: v.optional(MaxConcurrency),
+  tenant_id: v.optional(Uuid),
+});
+
+export const UpdateWebhook = v.strictObject({
+  url: v.optional(Url),
+  event_types: v.optional(EventTypes),
+  description: v.optional(Description),
+  retry_policy: v.optional(RetryPolicyInput),
+  timeout_ms: v.optional(TimeoutMs),
+  max_concurrency: v.optional(MaxConcurrency),
+  enabled: v.optional(v.boolean('must be true or false')),
+});
+
+export const RotateSecret = v.strictObject({
+  overlap_seconds: v.optional(wholeNumber(0, 604_800), 86_400),
+});
+
+export const ListWebhooksQuery = v.strictObject({ ...PageQuery, tenant_id: v.optional(Uuid) });
+
+/** A partial policy over a base one (the default on create, the current one on PATCH). */
+export function mergeRetryPolicy(base: RetryPolicy, patch: RetryPolicyPatch | undefined): RetryPolicy {
+  const merged: RetryPolicy = {
+    max_attempts: patch?.max_attempts ?? base.max_attempts,
+    initial_delay_ms: patch?.initial_delay_ms ?? base.initial_delay_ms,
+    max_delay_ms: patch?.max_delay_ms ?? base.max_delay_ms,
+  };
+  if (merged.max_delay_ms < merged.initial_delay_ms)
+    throw AppError.validation('retry_policy is not valid', [
+      {
+        path: 'retry_policy.max_delay_ms',
+        message: `must be at least initial_delay_ms (${merged.initial_delay_ms})`,
+      },
+    ]);
+  return merged;
+}

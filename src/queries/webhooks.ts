@@ -1,0 +1,215 @@
+/**
+ * SQL for webhooks. Every read filters `deleted_at IS NULL`: a deleted webhook is gone from the API.
+ * `tenantId` undefined means the admin key (every tenant); otherwise rows of other tenants do not exist.
+ * The sealed secret columns are only read by `getWebhookSecrets`, never by the API's reads.
+ */
+import type { Queryable } from '../db/pool.js';
+import type { RetryPolicy } from '../../db/schema.js';
+import type { SealedWebhookSecrets } from '../security/webhook-secrets.js';
+
+export interface WebhookRow {
+  id: string;
+  tenantId: string;
+  url: string;
+  eventTypes: string[];
+  description: string | null;
+  retryPolicy: RetryPolicy;
+  timeoutMs: number;
+  maxConcurrency: number;
+  enabled: boolean;
+  disabledReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const COLUMNS = `id, tenant_id AS "tenantId", url, event_types AS "eventTypes", description,
+  retry_policy AS "retryPolicy", timeout_ms AS "timeoutMs", max_concurrency AS "maxConcurrency",
+  enabled, disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+export interface NewWebhook {
+  id: string;
+  tenantId: string;
+  url: string;
+  secretCiphertext: Buffer;
+  eventTypes: string[];
+  description: string | null;
+  retryPolicy: RetryPolicy;
+  timeoutMs: number;
+  maxConcurrency: number;
+}
+
+/** Inserts a webhook. An unknown tenant fails on the foreign key (23503), which callers map to 404. */
+export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<WebhookRow> {
+  const { rows } = await db.query<WebhookRow>(
+    `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, description, retry_policy,
+                           timeout_ms, max_concurrency)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     RETURNING ${COLUMNS}`,
+    [
+      w.id,
+      w.tenantId,
+      w.url,
+      w.secretCiphertext,
+      w.eventTypes,
+      w.description,
+      JSON.stringify(w.retryPolicy),
+      w.timeoutMs,
+      w.maxConcurrency,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function getWebhook(
+  db: Queryable,
+  id: string,
+  tenantId: string | undefined,
+): Promise<WebhookRow | undefined> {
+  const { rows } = await db.query<WebhookRow>(
+    `SELECT ${COLUMNS} FROM webhooks
+      WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)`,
+    [id, tenantId ?? null],
+  );
+  return rows[0];
+}
+
+/** As getWebhook, locking the row for a read-modify-write (PATCH merges retry_policy). */
+export async function lockWebhook(
+  db: Queryable,
+  id: string,
+  tenantId: string | undefined,
+): Promise<WebhookRow | undefined> {
+  const { rows } = await db.query<WebhookRow>(
+    `SELECT ${COLUMNS} FROM webhooks
+      WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)
+        FOR UPDATE`,
+    [id, tenantId ?? null],
+  );
+  return rows[0];
+}
+
+export interface WebhookListFilter {
+  tenantId: string | undefined;
+  /** Keyset cursor: only webhooks older than this id. */
+  beforeId: string | undefined;
+  /** Rows to fetch; callers pass page size + 1. */
+  limit: number;
+}
+
+/** Newest first; (tenant_id, id DESC) serves a tenant's list, the primary key the admin's. */
+export async function listWebhooks(db: Queryable, f: WebhookListFilter): Promise<WebhookRow[]> {
+  const { rows } = await db.query<WebhookRow>(
+    `SELECT ${COLUMNS} FROM webhooks
+      WHERE deleted_at IS NULL
+        AND ($1::uuid IS NULL OR tenant_id = $1)
+        AND ($2::uuid IS NULL OR id < $2)
+      ORDER BY id DESC
+      LIMIT $3`,
+    [f.tenantId ?? null, f.beforeId ?? null, f.limit],
+  );
+  return rows;
+}
+
+/** The full set of mutable fields, as PATCH computes them from the locked row and the request. */
+export interface WebhookUpdate {
+  url: string;
+  eventTypes: string[];
+  description: string | null;
+  retryPolicy: RetryPolicy;
+  timeoutMs: number;
+  maxConcurrency: number;
+  enabled: boolean;
+  disabledReason: string | null;
+}
+
+export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate): Promise<WebhookRow> {
+  const { rows } = await db.query<WebhookRow>(
+    `UPDATE webhooks
+        SET url = $2, event_types = $3, description = $4, retry_policy = $5, timeout_ms = $6,
+            max_concurrency = $7, enabled = $8, disabled_reason = $9, updated_at = now()
+      WHERE id = $1
+      RETURNING ${COLUMNS}`,
+    [
+      id,
+      u.url,
+      u.eventTypes,
+      u.description,
+      JSON.stringify(u.retryPolicy),
+      u.timeoutMs,
+      u.maxConcurrency,
+      u.enabled,
+      u.disabledReason,
+    ],
+  );
+  return rows[0]!;
+}
+
+/**
+ * Soft delete, and in the same statement cancel what was still to be delivered. In-flight rows are
+ * cancelled too: their worker's outcome write is guarded by status = 'in_flight', so it is dropped.
+ */
+export async function softDeleteWebhook(
+  db: Queryable,
+  id: string,
+  tenantId: string | undefined,
+): Promise<{ id: string; tenantId: string; cancelled: number } | undefined> {
+  const { rows } = await db.query<{ id: string; tenantId: string; cancelled: number }>(
+    `WITH gone AS (
+       UPDATE webhooks SET deleted_at = now(), updated_at = now()
+        WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)
+        RETURNING id, tenant_id),
+     cancelled AS (
+       UPDATE deliveries d
+          SET status = 'cancelled', completed_at = now(), updated_at = now(),
+              lease_owner = NULL, lease_expires_at = NULL
+         FROM gone
+        WHERE d.webhook_id = gone.id AND d.status IN ('pending', 'in_flight')
+        RETURNING d.id)
+     SELECT id, tenant_id AS "tenantId", (SELECT count(*) FROM cancelled)::int AS cancelled FROM gone`,
+    [id, tenantId ?? null],
+  );
+  return rows[0];
+}
+
+/**
+ * Rotation: the current sealed secret becomes the previous one, which keeps signing until
+ * now() + overlap; the new sealed secret becomes current.
+ */
+export async function rotateWebhookSecret(
+  db: Queryable,
+  id: string,
+  tenantId: string | undefined,
+  newSecretCiphertext: Buffer,
+  overlapSeconds: number,
+): Promise<{ id: string; tenantId: string; previousSecretExpiresAt: Date } | undefined> {
+  const { rows } = await db.query<{ id: string; tenantId: string; previousSecretExpiresAt: Date }>(
+    `UPDATE webhooks
+        SET previous_secret_ciphertext = secret_ciphertext,
+            previous_secret_expires_at = now() + make_interval(secs => $4),
+            secret_ciphertext = $3,
+            updated_at = now()
+      WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)
+      RETURNING id, tenant_id AS "tenantId", previous_secret_expires_at AS "previousSecretExpiresAt"`,
+    [id, tenantId ?? null, newSecretCiphertext, overlapSeconds],
+  );
+  return rows[0];
+}
+
+/**
+ * The sealed secrets of one webhook, for signing (open them with `signingSecrets` from
+ * src/security/webhook-secrets.ts). Deleted webhooks are included: their cancelled deliveries are not
+ * sent, but nothing here needs to know that.
+ */
+export async function getWebhookSecrets(
+  db: Queryable,
+  id: string,
+): Promise<SealedWebhookSecrets | undefined> {
+  const { rows } = await db.query<SealedWebhookSecrets>(
+    `SELECT secret_ciphertext AS "secretCiphertext",
+            previous_secret_ciphertext AS "previousSecretCiphertext",
+            previous_secret_expires_at AS "previousSecretExpiresAt"
+       FROM webhooks WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
