@@ -13,6 +13,7 @@ import { deliveriesRouter } from './api/routes/deliveries.js';
 import { dlqRouter } from './api/routes/dlq.js';
 import { quotasRouter } from './api/routes/quotas.js';
 import { auditRouter } from './api/routes/audit.js';
+import { consoleRouter } from './console/router.js';
 
 export function createApp(ctx: ApiContext): express.Express {
   const app = express();
@@ -41,6 +42,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(dlqRouter(ctx, guard));
   app.use(quotasRouter(ctx, guard));
   app.use(auditRouter(ctx, guard));
+  app.use(consoleRouter(ctx, guard));
 
   app.use(() => {
     throw AppError.notFound('route');

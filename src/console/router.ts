@@ -1,0 +1,126 @@
+/**
+ * The operator console: static files (index.html, console.js, console.css) at /console, plus two
+ * small JSON routes the pages need that the resource API does not have (who am I; webhooks with
+ * their health). The pages call the ordinary JSON API with `Authorization: Bearer`, so the
+ * static files themselves need no authentication; see docs/console.md for the security reasoning.
+ */
+import express, { Router, type RequestHandler, type Response } from 'express';
+import { join } from 'node:path';
+import * as v from 'valibot';
+import type { ApiContext } from '../api/context.js';
+import { principalOf, readScope } from '../api/middleware/auth.js';
+import { decodeCursor, page, PageQuery } from '../api/pagination.js';
+import { parseInput, QueryString, Uuid } from '../api/validate.js';
+import { AppError } from '../errors.js';
+import { projectRoot } from '../paths.js';
+import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
+
+/** Resolved from the project root, so it is the same folder under src/ (tests) and dist/ (npm start). */
+export const consolePublicDir = join(projectRoot, 'src', 'console', 'public');
+
+/**
+ * Defence in depth for the pages: scripts and styles only from our own files (no inline script, so an
+ * injected `<script>` or `onerror=` could not run even if escaping failed), fetch only to our own
+ * origin, never framed (clickjacking), no forms posting elsewhere.
+ */
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+function setConsoleHeaders(res: Response): void {
+  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('X-Frame-Options', 'DENY');
+  // The pages are tiny and change with each release; always revalidate rather than run a stale script.
+  res.setHeader('Cache-Control', 'no-cache');
+}
+
+const HealthQuery = v.strictObject(
+  {
+    ...PageQuery,
+    tenant_id: v.optional(v.pipe(QueryString, Uuid)),
+  },
+  'is not a known query parameter',
+);
+
+const ratio = (ok: number, failed: number) => (ok + failed === 0 ? null : ok / (ok + failed));
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function webhookHealthJson(row: WebhookHealthRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    url: row.url,
+    description: row.description,
+    enabled: row.enabled,
+    created_at: row.createdAt.toISOString(),
+    health: {
+      pending: row.pending,
+      due: row.due,
+      in_flight: row.inFlight,
+      succeeded_attempts_1h: row.succeededAttempts1h,
+      failed_attempts_1h: row.failedAttempts1h,
+      succeeded_attempts_24h: row.succeededAttempts24h,
+      failed_attempts_24h: row.failedAttempts24h,
+      success_rate_24h: ratio(row.succeededAttempts24h, row.failedAttempts24h),
+      consecutive_failures: row.consecutiveFailures,
+      last_success_at: iso(row.lastSuccessAt),
+      oldest_due_at: iso(row.oldestDueAt),
+      breaker_state: row.breakerState,
+      dead_letters: row.deadLetters,
+    },
+  };
+}
+
+export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
+  const router = Router();
+
+  // Who the pasted key belongs to: the page shows it and hides tenant columns for a tenant key.
+  router.get('/console/api/session', ...guard, (req, res) => {
+    const principal = principalOf(req);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(
+      principal.kind === 'admin'
+        ? { kind: 'admin', tenant_id: null }
+        : { kind: 'tenant', tenant_id: principal.tenantId },
+    );
+  });
+
+  // Webhooks (not deleted) with their health, newest first; a tenant key sees its own only.
+  router.get('/console/api/webhook-health', ...guard, async (req, res) => {
+    const q = parseInput(HealthQuery, req.query, 'query');
+    const scope = readScope(req);
+    if (scope !== undefined && q.tenant_id !== undefined && q.tenant_id !== scope)
+      throw AppError.notFound('tenant');
+    const cursor = decodeCursor(q.cursor);
+    if (cursor) parseInput(v.tuple([Uuid]), cursor, 'cursor');
+    const rows = await listWebhookHealth(ctx.pool, {
+      tenantId: scope ?? q.tenant_id,
+      beforeId: cursor?.[0],
+      limit: q.limit + 1,
+    });
+    const result = page(rows, q.limit, (row) => [row.id]);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ data: result.data.map(webhookHealthJson), next_cursor: result.next_cursor });
+  });
+
+  router.use(
+    '/console',
+    (_req, res, next) => {
+      setConsoleHeaders(res);
+      next();
+    },
+    express.static(consolePublicDir, { index: 'index.html', redirect: true, dotfiles: 'ignore' }),
+  );
+
+  return router;
+}
