@@ -11,6 +11,7 @@ import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
+import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { IdParams, IsoDate, parseInput, QueryString, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
@@ -81,13 +82,6 @@ const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));
 /** The cursor of this list is the last id. */
 const CursorKey = v.tuple([Uuid]);
 
-/** Filtering on another tenant answers 404 like any of its objects; the admin may pick any. */
-function listTenant(scope: string | undefined, requested: string | undefined): string | undefined {
-  if (scope !== undefined && requested !== undefined && requested !== scope)
-    throw AppError.notFound('tenant');
-  return scope ?? requested;
-}
-
 export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
@@ -96,7 +90,7 @@ export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Rout
     if (q.from && q.to && q.from > q.to)
       throw AppError.validation('query is not valid', [{ path: 'to', message: 'must not be before from' }]);
     const rows = await listDeliveries(ctx.pool, {
-      tenantId: listTenant(readScope(req), q.tenant_id),
+      tenantId: listScope(req, q.tenant_id),
       webhookId: q.webhook_id,
       eventId: q.event_id,
       status: q.status,

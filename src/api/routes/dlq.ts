@@ -7,6 +7,7 @@ import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
+import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { parseInput, QueryString, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
@@ -64,23 +65,13 @@ function cursorKey(cursor: string | undefined) {
   return key && { deadAt: key[0], deliveryId: key[1] };
 }
 
-/**
- * The tenant a DLQ call is limited to. A tenant key: its own (naming another answers 404, like any of
- * its objects). The admin key: the tenant_id it names, else every tenant.
- */
-function dlqTenant(scope: string | undefined, requested: string | undefined): string | undefined {
-  if (scope !== undefined && requested !== undefined && requested !== scope)
-    throw AppError.notFound('tenant');
-  return scope ?? requested;
-}
-
 export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
   router.get('/dlq', ...guard, async (req, res) => {
     const q = parseInput(ListQuery, req.query, 'query');
     const rows = await listDeadLetters(ctx.pool, {
-      tenantId: dlqTenant(readScope(req), q.tenant_id),
+      tenantId: listScope(req, q.tenant_id),
       webhookId: q.webhook_id,
       eventType: q.event_type,
       before: cursorKey(q.cursor),
@@ -94,7 +85,9 @@ export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   router.post('/dlq/retry', ...guard, async (req, res) => {
     const body = parseInput(BulkRetryBody, req.body, 'body');
     const principal = principalOf(req);
-    const tenantId = dlqTenant(readScope(req), body.tenant_id);
+    // Like a list: a tenant key acts on its own DLQ (naming another tenant is a 404), the admin key
+    // on the tenant it names, else on every tenant.
+    const tenantId = listScope(req, body.tenant_id);
     const filters = { webhook_id: body.webhook_id ?? null, event_type: body.event_type ?? null };
     const requeued = await withTransaction(ctx.pool, async (tx) => {
       const perTenant = await retryDeadLetters(tx, {
