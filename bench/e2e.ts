@@ -1,0 +1,226 @@
+/**
+ * End-to-end benchmark: a real Postbox process (API + workers), a real receiver on 127.0.0.1, and
+ * autocannon POSTing single events for a fixed time. Prints events/s ingested, deliveries/s completed,
+ * and p50/p95/p99 of ingest latency and of delivery lag (event received to receiver answered).
+ *
+ *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook
+ *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
+ *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
+ *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
+ *
+ * Loopback only, bounded in time, stops by itself.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { projectRoot } from '../src/paths.js';
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const DURATION_S = env('BENCH_DURATION', 20);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
+const WEBHOOKS = env('BENCH_WEBHOOKS', 1);
+const RATE = env('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
+const DRAIN_TIMEOUT_MS = env('BENCH_DRAIN_TIMEOUT_MS', 60_000);
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function summary(samples: number[]) {
+  const sorted = Float64Array.from(samples).sort();
+  const arr = Array.from(sorted);
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return {
+    p50: round(percentile(arr, 50)),
+    p95: round(percentile(arr, 95)),
+    p99: round(percentile(arr, 99)),
+    max: round(arr[arr.length - 1] ?? NaN),
+  };
+}
+
+/** The receiver: answers 200 at once and records the lag of every delivery it gets. */
+function startReceiver() {
+  const lagsMs: number[] = [];
+  const seen = new Set<string>();
+  let duplicates = 0;
+  let lastAt = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200).end();
+      const now = Date.now();
+      lastAt = now;
+      const id = String(req.headers['webhook-id']);
+      if (seen.has(id)) duplicates++;
+      else seen.add(id);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { timestamp: string };
+      lagsMs.push(now - Date.parse(body.timestamp));
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return {
+    server,
+    lagsMs,
+    get delivered() {
+      return seen.size;
+    },
+    get duplicates() {
+      return duplicates;
+    },
+    get lastAt() {
+      return lastAt;
+    },
+  };
+}
+
+async function startPostbox(databaseUrl: string, port: number): Promise<ChildProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'postbox-bench-'));
+  const child = spawn(process.execPath, [join(projectRoot, 'dist', 'src', 'main.js')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      ADMIN_API_KEY: ADMIN_KEY,
+      SSRF_ALLOW_CIDRS: '127.0.0.0/8',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  child.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (/"level":"(error|warn)"/.test(line)) console.error('[postbox]', line.slice(0, 300));
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/ready`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('Postbox did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function api<T>(base: string, key: string, path: string, body: unknown): Promise<T> {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+async function main(): Promise<void> {
+  let stopDatabase = async () => {};
+  let databaseUrl = process.env.BENCH_DATABASE_URL;
+  let pgDir: string | undefined;
+  if (!databaseUrl) {
+    pgDir = mkdtempSync(join(tmpdir(), 'postbox-bench-pg-'));
+    const pg = await startEmbeddedPostgres(pgDir);
+    databaseUrl = pg.url;
+    stopDatabase = async () => {
+      await pg.stop();
+      rmSync(pgDir!, { recursive: true, force: true });
+    };
+  }
+
+  const receiver = startReceiver();
+  await new Promise<void>((r) => receiver.server.listen(0, '127.0.0.1', r));
+  const receiverAddr = receiver.server.address();
+  const receiverUrl = `http://127.0.0.1:${typeof receiverAddr === 'object' && receiverAddr ? receiverAddr.port : 0}/hook`;
+
+  const port = await freePort();
+  const postbox = await startPostbox(databaseUrl, port);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const tenant = await api<{ api_key: string }>(base, ADMIN_KEY, '/tenants', {
+      name: 'bench',
+      quotas: { max_events_per_sec: 1_000_000, max_concurrent_deliveries: 100_000 },
+    });
+    for (let i = 0; i < WEBHOOKS; i++) {
+      await api(base, tenant.api_key, '/webhooks', {
+        url: receiverUrl,
+        event_types: ['bench.*'],
+        max_concurrency: 100,
+      });
+    }
+
+    const ingestLatencies: number[] = [];
+    let accepted = 0;
+    let rejected = 0;
+    const started = Date.now();
+    let done!: (err: unknown) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      done = (err) => (err ? reject(err) : resolve());
+    });
+    const instance = autocannon(
+      {
+        url: `${base}/events`,
+        method: 'POST',
+        connections: CONNECTIONS,
+        duration: DURATION_S,
+        ...(RATE > 0 ? { overallRate: RATE } : {}),
+        headers: { authorization: `Bearer ${tenant.api_key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          type: 'bench.created',
+          payload: { order_id: 42, items: [1, 2, 3], note: 'benchmark' },
+        }),
+      },
+      (err) => done(err),
+    );
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
+      if (status === 202) {
+        accepted++;
+        ingestLatencies.push(responseTime);
+      } else rejected++;
+    });
+    await finished;
+    const ingestEnded = Date.now();
+
+    const expected = accepted * WEBHOOKS;
+    const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
+    while (receiver.delivered < expected && Date.now() < drainDeadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const deliveredEnd = receiver.delivered >= expected ? receiver.lastAt : Date.now();
+
+    const ingestSeconds = (ingestEnded - started) / 1000;
+    const deliverySeconds = (deliveredEnd - started) / 1000;
+    const result = {
+      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+      settings: { duration_s: DURATION_S, connections: CONNECTIONS, webhooks: WEBHOOKS, rate: RATE || 'max' },
+      events_accepted: accepted,
+      events_rejected: rejected,
+      events_per_sec: Math.round(accepted / ingestSeconds),
+      deliveries_expected: expected,
+      deliveries_completed: receiver.delivered,
+      duplicate_deliveries: receiver.duplicates,
+      deliveries_per_sec: Math.round(receiver.delivered / deliverySeconds),
+      ingest_latency_ms: summary(ingestLatencies),
+      delivery_lag_ms: summary(receiver.lagsMs),
+    };
+    console.log(JSON.stringify(result, null, 2));
+    if (receiver.delivered < expected) process.exitCode = 1;
+  } finally {
+    postbox.kill('SIGTERM');
+    await new Promise((r) => postbox.once('exit', r));
+    receiver.server.closeAllConnections();
+    receiver.server.close();
+    await stopDatabase();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
