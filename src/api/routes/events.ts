@@ -1,7 +1,154 @@
-import { Router, type RequestHandler } from 'express';
-import type { ApiContext } from '../context.js';
+/**
+ * Events: ingest (POST /events) and read them back. Everything is validated before anything is written; the write is one statement.
+ */
+import { Router, type Request, type RequestHandler } from 'express';
+import type { ApiContext, Principal } from '../context.js';
+import { principalOf, readScope } from '../middleware/auth.js';
+import { page } from '../pagination.js';
+import { IdParams, parseInput } from '../validate.js';
+import { idCursor, listScope } from '../listing.js';
+import { EventBody, IdempotencyKey, ListEventsQuery, type EventBodyInput } from './event-schemas.js';
+import { AppError } from '../../errors.js';
+import * as v from 'valibot';
+import {
+  ingestEvents,
+  ingestFailure,
+  serializePayload,
+  type EventInput,
+  type IngestResult,
+} from '../../ingest/ingest.js';
+import { parseTraceparent } from '../../ingest/traceparent.js';
+import {
+  getEvent,
+  listEventDeliveries,
+  listEvents,
+  type EventDeliveryRow,
+  type EventRow,
+} from '../../queries/events.js';
 
-export function eventsRouter(_ctx: ApiContext, _guard: RequestHandler[]): Router {
+/** GET /events/:id lists at most this many deliveries; GET /deliveries?event_id= pages through all. */
+const EVENT_DELIVERIES_SHOWN = 1000;
+
+export function eventJson(row: EventRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    type: row.type,
+    payload: row.payload,
+    timestamp: row.occurredAt.toISOString(),
+    idempotency_key: row.idempotencyKey,
+    traceparent: row.traceparent,
+    received_at: row.receivedAt.toISOString(),
+  };
+}
+
+function eventDeliveryJson(d: EventDeliveryRow) {
+  return {
+    id: d.id,
+    webhook_id: d.webhookId,
+    status: d.status,
+    attempts: d.attempts,
+    next_attempt_at: d.nextAttemptAt.toISOString(),
+    last_status_code: d.lastStatusCode,
+    last_error: d.lastError,
+    created_at: d.createdAt.toISOString(),
+    completed_at: d.completedAt?.toISOString() ?? null,
+  };
+}
+
+function answerJson(r: IngestResult) {
+  return { event_id: r.event_id, webhooks_queued: r.webhooks_queued, delivery_ids: r.delivery_ids };
+}
+
+/** The tenant an event is for: a tenant key's own; the admin key must name one (at `path`). */
+function eventTenant(principal: Principal, tenantId: string | undefined, path: string): string {
+  if (principal.kind === 'tenant') {
+    if (tenantId !== undefined && tenantId !== principal.tenantId) throw AppError.notFound('tenant');
+    return principal.tenantId;
+  }
+  if (tenantId === undefined)
+    throw AppError.validation('tenant_id is required with the admin key', [
+      { path, message: 'required when acting as admin' },
+    ]);
+  return tenantId;
+}
+
+/** The Idempotency-Key header, validated like the body field. */
+function idempotencyHeader(req: Request): string | undefined {
+  const header = req.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  const parsed = v.safeParse(IdempotencyKey, header);
+  if (!parsed.success)
+    throw AppError.validation('Idempotency-Key header is not valid', [
+      { path: 'Idempotency-Key', message: parsed.issues[0].message },
+    ]);
+  return parsed.output;
+}
+
+function toEventInput(req: Request, body: EventBodyInput, prefix: string, traceparent?: string): EventInput {
+  return {
+    tenantId: eventTenant(principalOf(req), body.tenant_id, `${prefix}tenant_id`),
+    type: body.type,
+    payloadJson: serializePayload(body.payload, `${prefix}payload`),
+    timestamp: body.timestamp,
+    idempotencyKey: body.idempotency_key,
+    traceparent,
+  };
+}
+
+export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
+
+  async function ingest(req: Request, events: EventInput[]): Promise<IngestResult[]> {
+    try {
+      return await ingestEvents(ctx.pool, events);
+    } catch (err) {
+      throw ingestFailure(err, ctx.logger, req.requestId);
+    }
+  }
+
+  router.post('/events', ...guard, async (req, res) => {
+    const body = parseInput(EventBody, req.body, 'event');
+    const header = idempotencyHeader(req);
+    if (header !== undefined && body.idempotency_key !== undefined && header !== body.idempotency_key)
+      throw AppError.validation('Idempotency-Key header and idempotency_key differ', [
+        { path: 'idempotency_key', message: 'differs from the Idempotency-Key header' },
+      ]);
+    const event = toEventInput(
+      req,
+      { ...body, idempotency_key: body.idempotency_key ?? header },
+      '',
+      parseTraceparent(req.headers.traceparent),
+    );
+    const [result] = await ingest(req, [event]);
+    res.status(result!.created ? 202 : 200).json(answerJson(result!));
+  });
+
+  router.get('/events', ...guard, async (req, res) => {
+    const query = parseInput(ListEventsQuery, { ...req.query }, 'query');
+    const rows = await listEvents(ctx.pool, {
+      tenantId: listScope(req, query.tenant_id),
+      type: query.type,
+      from: query.from,
+      to: query.to,
+      beforeId: idCursor(query.cursor),
+      limit: query.limit + 1,
+    });
+    const result = page(rows, query.limit, (row) => [row.id]);
+    res.json({ data: result.data.map(eventJson), next_cursor: result.next_cursor });
+  });
+
+  router.get('/events/:id', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    const row = await getEvent(ctx.pool, id, readScope(req));
+    if (!row) throw AppError.notFound('event');
+    const deliveries = await listEventDeliveries(ctx.pool, id, EVENT_DELIVERIES_SHOWN + 1);
+    res.json({
+      ...eventJson(row),
+      deliveries: deliveries.slice(0, EVENT_DELIVERIES_SHOWN).map(eventDeliveryJson),
+      deliveries_truncated: deliveries.length > EVENT_DELIVERIES_SHOWN,
+    });
+  });
+
   return router;
 }

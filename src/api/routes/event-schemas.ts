@@ -1,0 +1,61 @@
+/** valibot schemas for /events bodies and queries. */
+import * as v from 'valibot';
+import { PageQuery } from '../pagination.js';
+import { Uuid } from '../validate.js';
+import { EVENT_TYPE_MAX_LENGTH, isEventType } from '../../ingest/event-types.js';
+
+const EventType = v.pipe(
+  v.string('must be a string'),
+  v.minLength(1, 'must not be empty'),
+  v.maxLength(EVENT_TYPE_MAX_LENGTH, `must be at most ${EVENT_TYPE_MAX_LENGTH} characters`),
+  v.check(isEventType, 'may contain only letters, digits and _ . : - (no *)'),
+);
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+export const IdempotencyKey = v.pipe(
+  v.string('must be a string'),
+  v.minLength(1, 'must not be empty'),
+  v.maxLength(255, 'must be at most 255 characters'),
+  v.check((s: string) => !CONTROL.test(s), 'must not contain control characters'),
+);
+
+/** A real calendar date: JavaScript would read 2026-02-30 as March 2nd. */
+function isRealDate(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+/** ISO 8601 with a time zone, between 1970 and 9999, as a Date. */
+export const Timestamp = v.pipe(
+  v.string('must be a string'),
+  v.isoTimestamp('must be an ISO 8601 timestamp with a time zone, e.g. 2026-01-01T00:00:00Z'),
+  v.check(isRealDate, 'is not a real calendar date'),
+  v.transform((s) => new Date(s)),
+  v.check((d: Date) => {
+    const year = d.getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, 'must be between 1970 and 9999'),
+);
+
+export const EventBody = v.strictObject({
+  type: EventType,
+  // Any JSON value, null included; only a missing key is an error (strictObject reports it).
+  payload: v.unknown(),
+  timestamp: v.optional(Timestamp),
+  idempotency_key: v.optional(IdempotencyKey),
+  tenant_id: v.optional(Uuid),
+});
+export type EventBodyInput = v.InferOutput<typeof EventBody>;
+
+export const ListEventsQuery = v.strictObject({
+  ...PageQuery,
+  type: v.optional(EventType),
+  from: v.optional(Timestamp),
+  to: v.optional(Timestamp),
+  tenant_id: v.optional(Uuid),
+});

@@ -1,0 +1,147 @@
+/**
+ * Ingest: the transactional outbox. Events and their deliveries are written by one statement
+ * (insertEventsWithDeliveries), so they commit together or not at all.
+ *
+ * Everything goes through `ingestEvents` with a list: POST /events is a batch of one. That keeps one
+ * code path, and lets a caller combine concurrent requests into one statement (group commit).
+ */
+import type { Queryable } from '../db/pool.js';
+import { AppError } from '../errors.js';
+import { newId } from '../ids.js';
+import type { Logger } from '../logger.js';
+import {
+  findIngestedByIdempotencyKey,
+  insertEventsWithDeliveries,
+  type IngestRow,
+} from '../queries/events.js';
+import { patternsForType } from './event-types.js';
+
+/** One validated event. */
+export interface EventInput {
+  tenantId: string;
+  type: string;
+  /** The payload as JSON text, from serializePayload. */
+  payloadJson: string;
+  /** The producer's timestamp; absent means the time it is stored. */
+  timestamp?: Date | undefined;
+  idempotencyKey?: string | undefined;
+  /** A valid traceparent (parseTraceparent), if the request carried one. */
+  traceparent?: string | undefined;
+}
+
+/** The answer for one event, as the API returns it (plus `created`). */
+export interface IngestResult {
+  event_id: string;
+  webhooks_queued: number;
+  delivery_ids: string[];
+  /** false: the idempotency key had been used (before, or earlier in the same batch); nothing was queued. */
+  created: boolean;
+}
+
+const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}\u0000${idempotencyKey}`;
+
+/**
+ * Stores events and queues a delivery for every matching webhook; answers in input order. A repeated
+ * idempotency key (already stored, or earlier in `events`) gets the first event's answer.
+ * Throws database errors as they are; `ingestFailure` maps them for the API.
+ */
+export async function ingestEvents(db: Queryable, events: readonly EventInput[]): Promise<IngestResult[]> {
+  const results: (IngestResult | undefined)[] = new Array(events.length);
+  const firstIndexOfKey = new Map<string, number>();
+  const repeatOf = new Map<number, number>();
+  let pending: IngestRow[] = [];
+  events.forEach((e, ord) => {
+    if (e.idempotencyKey !== undefined) {
+      const key = keyOf(e.tenantId, e.idempotencyKey);
+      const first = firstIndexOfKey.get(key);
+      if (first !== undefined) {
+        repeatOf.set(ord, first);
+        return;
+      }
+      firstIndexOfKey.set(key, ord);
+    }
+    pending.push({
+      ord,
+      id: newId(),
+      tenantId: e.tenantId,
+      type: e.type,
+      payload: e.payloadJson,
+      occurredAt: e.timestamp?.toISOString() ?? null,
+      idempotencyKey: e.idempotencyKey ?? null,
+      traceparent: e.traceparent ?? null,
+      patterns: patternsForType(e.type),
+    });
+  });
+
+  // Usually one pass. Rows left over are keys another transaction had used; they are answered from the
+  // stored event. Only if that event vanished in between (retention) is the row tried again.
+  for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
+    for (const row of await insertEventsWithDeliveries(db, pending))
+      results[row.ord] = answer(row.eventId, row.deliveryIds, true);
+    const repeats = pending.filter((r) => results[r.ord] === undefined && r.idempotencyKey !== null);
+    const hits = await findIngestedByIdempotencyKey(
+      db,
+      repeats.map((r) => ({ tenantId: r.tenantId, idempotencyKey: r.idempotencyKey! })),
+    );
+    const hitByKey = new Map(hits.map((h) => [keyOf(h.tenantId, h.idempotencyKey), h]));
+    for (const r of repeats) {
+      const hit = hitByKey.get(keyOf(r.tenantId, r.idempotencyKey!));
+      if (hit) results[r.ord] = answer(hit.eventId, hit.deliveryIds, false);
+    }
+    pending = pending.filter((r) => results[r.ord] === undefined);
+  }
+  if (pending.length > 0) throw AppError.unavailable('events could not be stored, retry');
+
+  for (const [ord, first] of repeatOf) results[ord] = { ...results[first]!, created: false };
+  return results as IngestResult[];
+}
+
+function answer(eventId: string, deliveryIds: string[], created: boolean): IngestResult {
+  return { event_id: eventId, webhooks_queued: deliveryIds.length, delivery_ids: deliveryIds, created };
+}
+
+/**
+ * How an ingest failure reaches the producer. Input was validated before, so a database error is
+ * ours or the database's: 503, retry (nothing was stored). Except: an unknown tenant (the admin
+ * named one) is a 404, and data PostgreSQL refuses to store (class 22/54: e.g. JSON nested too deep
+ * for its parser) is the producer's to fix: 400.
+ */
+export function ingestFailure(err: unknown, logger?: Logger, requestId?: string): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as { code?: unknown })?.code;
+  if (code === '23503') return AppError.notFound('tenant');
+  if (typeof code === 'string' && (code.startsWith('22') || code.startsWith('54')))
+    return AppError.validation('an event holds a value that cannot be stored', [
+      {
+        path: 'payload',
+        message: 'cannot be stored (too deeply nested, or characters JSON storage refuses)',
+      },
+    ]);
+  logger?.warn('ingest failed; nothing stored, answering 503', {
+    request_id: requestId,
+    code,
+    error: String((err as Error)?.message ?? err),
+  });
+  return AppError.unavailable();
+}
+
+// Lone surrogates and NUL: JSON.stringify writes them as \uXXXX escapes (valid pairs it writes raw),
+// and PostgreSQL's jsonb refuses both. An even run of backslashes before means the escape is literal text.
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
+
+/** A payload as JSON text, or a 400 naming `path` if it cannot be stored. */
+export function serializePayload(payload: unknown, path: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload);
+  } catch {
+    text = undefined; // RangeError: nested deeper than the stack allows
+  }
+  if (text === undefined)
+    throw AppError.validation('payload is not valid', [{ path, message: 'is nested too deeply' }]);
+  if (UNSTORABLE_ESCAPE.test(text))
+    throw AppError.validation('payload is not valid', [
+      { path, message: 'must not contain NUL (\\u0000) or unpaired surrogate characters' },
+    ]);
+  return text;
+}
