@@ -345,6 +345,172 @@ describe('POST /events', () => {
   });
 });
 
+describe('POST /events/batch', () => {
+  it('stores every event in one go and answers in order', async () => {
+    const tenant = await app.createTenant('batch');
+    const orders = await createWebhook(tenant, ['order.*']);
+    const invoices = await createWebhook(tenant, ['invoice.paid']);
+    const res = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      headers: { traceparent: TRACEPARENT },
+      body: {
+        events: [
+          { type: 'order.created', payload: { n: 0 } },
+          { type: 'invoice.paid', payload: { n: 1 }, timestamp: '2026-03-01T00:00:00Z' },
+          { type: 'nobody.cares', payload: { n: 2 } },
+          { type: 'order.shipped', payload: { n: 3 } },
+        ],
+      },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.data.map((d: any) => d.webhooks_queued)).toEqual([1, 1, 0, 1]);
+    const expected = [[orders], [invoices], [], [orders]];
+    for (const [i, answer] of res.body.data.entries()) {
+      const read = await app.request('GET', `/events/${answer.event_id}`, { key: tenant.apiKey });
+      expect(read.body.payload).toEqual({ n: i });
+      expect(read.body.traceparent).toBe(TRACEPARENT);
+      expect(read.body.deliveries.map((d: any) => d.id)).toEqual(answer.delivery_ids);
+      expect(read.body.deliveries.map((d: any) => d.webhook_id)).toEqual(expected[i]);
+    }
+  });
+
+  it('gives repeated keys, in the database or in the batch, the first answer', async () => {
+    const tenant = await app.createTenant('batch-idem');
+    await createWebhook(tenant, ['*']);
+    const before = await postEvent(tenant, { type: 'x', payload: {}, idempotency_key: 'old' });
+    const res = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      body: {
+        events: [
+          { type: 'x', payload: {}, idempotency_key: 'new' },
+          { type: 'x', payload: {}, idempotency_key: 'old' },
+          { type: 'x', payload: {} },
+          { type: 'x', payload: { other: true }, idempotency_key: 'new' },
+          { type: 'x', payload: {} },
+        ],
+      },
+    });
+    expect(res.status).toBe(202);
+    const [a, b, c, d, e] = res.body.data;
+    expect(b).toEqual(before.body);
+    expect(d).toEqual(a);
+    expect(new Set([a.event_id, b.event_id, c.event_id, e.event_id]).size).toBe(4);
+    expect(await count('events WHERE tenant_id = $1', [tenant.id])).toBe(4);
+    expect(await count('deliveries WHERE tenant_id = $1', [tenant.id])).toBe(4);
+  });
+
+  it('takes 1000 events and refuses 1001', async () => {
+    const tenant = await app.createTenant('batch-big');
+    await createWebhook(tenant, ['bulk.*']);
+    const events = Array.from({ length: 1000 }, (_, i) => ({ type: `bulk.e${i % 7}`, payload: { i } }));
+    const ok = await app.request('POST', '/events/batch', { key: tenant.apiKey, body: { events } });
+    expect(ok.status).toBe(202);
+    expect(ok.body.data).toHaveLength(1000);
+    expect(ok.body.data.every((d: any) => d.webhooks_queued === 1)).toBe(true);
+    expect(await count('deliveries WHERE tenant_id = $1', [tenant.id])).toBe(1000);
+
+    const tooMany = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      body: { events: [...events, { type: 'one.more', payload: {} }] },
+    });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.details).toEqual([
+      { path: 'events', message: 'must hold at most 1000 events' },
+    ]);
+  });
+
+  it('validates every event before storing any, naming the item', async () => {
+    const tenant = await app.createTenant('batch-bad');
+    const res = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      body: {
+        events: [
+          { type: 'ok', payload: {} },
+          { type: 'ok', payload: {} },
+          { type: 'ok', payload: {} },
+          { type: 'bad type', payload: {} },
+          { type: 'ok', payload: { s: '\u0000' } },
+        ],
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details[0].path).toBe('events.3.type');
+    const nul = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      body: {
+        events: [
+          { type: 'ok', payload: {} },
+          { type: 'ok', payload: { s: '\u0000' } },
+        ],
+      },
+    });
+    expect(nul.body.error.details[0].path).toBe('events.1.payload');
+    expect(await count('events WHERE tenant_id = $1', [tenant.id])).toBe(0);
+
+    for (const [body, path] of [
+      [{ events: [] }, 'events'],
+      [{ events: 'x' }, 'events'],
+      [{}, 'events'],
+      [{ events: [{ type: 'a', payload: {}, typo: 1 }] }, 'events.0.typo'],
+      [{ events: [{ type: 'a', payload: {} }], extra: true }, 'extra'],
+    ] as const) {
+      const r = await app.request('POST', '/events/batch', { key: tenant.apiKey, body });
+      expect([r.status, r.body.error.details[0].path]).toEqual([400, path]);
+    }
+    const header = await app.request('POST', '/events/batch', {
+      key: tenant.apiKey,
+      headers: { 'Idempotency-Key': 'k' },
+      body: { events: [{ type: 'a', payload: {} }] },
+    });
+    expect([header.status, header.body.error.details[0].path]).toEqual([400, 'Idempotency-Key']);
+  });
+
+  it('lets the admin write for several tenants, each named', async () => {
+    const res = await app.request('POST', '/events/batch', {
+      body: {
+        events: [
+          { type: 'multi', payload: {}, tenant_id: acme.id },
+          { type: 'multi', payload: {}, tenant_id: other.id },
+        ],
+      },
+    });
+    expect(res.status).toBe(202);
+    const owners = await Promise.all(
+      res.body.data.map((d: any) =>
+        app.request('GET', `/events/${d.event_id}`).then((r) => r.body.tenant_id),
+      ),
+    );
+    expect(owners).toEqual([acme.id, other.id]);
+    const unnamed = await app.request('POST', '/events/batch', {
+      body: {
+        events: [
+          { type: 'multi', payload: {}, tenant_id: acme.id },
+          { type: 'multi', payload: {} },
+        ],
+      },
+    });
+    expect([unnamed.status, unnamed.body.error.details[0].path]).toEqual([400, 'events.1.tenant_id']);
+  });
+
+  it('stores nothing of the batch when the write fails', async () => {
+    const tenant = await app.createTenant('batch-atomic');
+    await createWebhook(tenant, ['b']);
+    const res = await withFailingDeliveries(() =>
+      app.request('POST', '/events/batch', {
+        key: tenant.apiKey,
+        body: {
+          events: [
+            { type: 'a', payload: {} },
+            { type: 'b', payload: {} },
+          ],
+        },
+      }),
+    );
+    expect(res.status).toBe(503);
+    expect(await count('events WHERE tenant_id = $1', [tenant.id])).toBe(0);
+  });
+});
+
 describe('GET /events', () => {
   let tenant: Tenant;
   const ids: string[] = [];

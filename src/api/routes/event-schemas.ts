@@ -4,6 +4,8 @@ import { PageQuery } from '../pagination.js';
 import { Uuid } from '../validate.js';
 import { EVENT_TYPE_MAX_LENGTH, isEventType } from '../../ingest/event-types.js';
 
+export const MAX_BATCH_EVENTS = 1000;
+
 const EventType = v.pipe(
   v.string('must be a string'),
   v.minLength(1, 'must not be empty'),
@@ -51,6 +53,16 @@ export const EventBody = v.strictObject({
   tenant_id: v.optional(Uuid),
 });
 export type EventBodyInput = v.InferOutput<typeof EventBody>;
+
+export const BatchBody = v.strictObject({
+  // The size is checked before the items, so an oversized batch gets one error, not one per item.
+  events: v.pipe(
+    v.array(v.unknown(), 'must be an array of events'),
+    v.minLength(1, 'must hold at least one event'),
+    v.maxLength(MAX_BATCH_EVENTS, `must hold at most ${MAX_BATCH_EVENTS} events`),
+    v.array(EventBody),
+  ),
+});
 
 export const ListEventsQuery = v.strictObject({
   ...PageQuery,

@@ -1,5 +1,6 @@
 /**
- * Events: ingest (POST /events) and read them back. Everything is validated before anything is written; the write is one statement.
+ * Events: ingest one (POST /events) or many (POST /events/batch) through the same path, and read
+ * them back. Everything is validated before anything is written; the write is one statement.
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import type { ApiContext, Principal } from '../context.js';
@@ -7,7 +8,13 @@ import { principalOf, readScope } from '../middleware/auth.js';
 import { page } from '../pagination.js';
 import { IdParams, parseInput } from '../validate.js';
 import { idCursor, listScope } from '../listing.js';
-import { EventBody, IdempotencyKey, ListEventsQuery, type EventBodyInput } from './event-schemas.js';
+import {
+  BatchBody,
+  EventBody,
+  IdempotencyKey,
+  ListEventsQuery,
+  type EventBodyInput,
+} from './event-schemas.js';
 import { AppError } from '../../errors.js';
 import * as v from 'valibot';
 import {
@@ -122,6 +129,19 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
     );
     const [result] = await ingest(req, [event]);
     res.status(result!.created ? 202 : 200).json(answerJson(result!));
+  });
+
+  router.post('/events/batch', ...guard, async (req, res) => {
+    const body = parseInput(BatchBody, req.body, 'batch');
+    // One header cannot key many events; ignoring it would let a producer believe it is protected.
+    if (req.headers['idempotency-key'] !== undefined)
+      throw AppError.validation('Idempotency-Key header is not used by /events/batch', [
+        { path: 'Idempotency-Key', message: 'set idempotency_key on each event instead' },
+      ]);
+    const traceparent = parseTraceparent(req.headers.traceparent);
+    const events = body.events.map((e, i) => toEventInput(req, e, `events.${i}.`, traceparent));
+    const results = await ingest(req, events);
+    res.status(202).json({ data: results.map(answerJson) });
   });
 
   router.get('/events', ...guard, async (req, res) => {
