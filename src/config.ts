@@ -2,6 +2,7 @@
  * Configuration, read once from the environment and validated with valibot. A bad value stops
  * start-up with one line naming the variable (see ConfigError).
  */
+import ipaddr from 'ipaddr.js';
 import * as v from 'valibot';
 
 const int = (min: number, max: number) =>
@@ -26,9 +27,21 @@ const cidrList = v.pipe(
       .filter(Boolean),
   ),
   v.check(
-    (list) => list.every((c) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(c)),
+    // Dotted-quad IPv4 only: ipaddr.js would also take loose forms such as 0x7f.1/8.
+    (list) =>
+      list.every((c) =>
+        c.includes(':') ? ipaddr.IPv6.isValidCIDR(c) : ipaddr.IPv4.isValidCIDRFourPartDecimal(c),
+      ),
     'must be a comma list of CIDRs such as 127.0.0.0/8,::1/128',
   ),
+);
+
+const flag = v.pipe(
+  v.string(),
+  v.trim(),
+  v.toLowerCase(),
+  v.picklist(['true', 'false', '1', '0', 'yes', 'no'], 'must be true or false'),
+  v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
 );
 
 const EnvSchema = v.object({
@@ -44,6 +57,8 @@ const EnvSchema = v.object({
   SECRETS_KEY: v.optional(v.string()),
   /** CIDRs deliveries may reach although private/loopback (local testing). */
   SSRF_ALLOW_CIDRS: v.optional(cidrList, ''),
+  /** Refuse http: webhook URLs at registration (https only). */
+  REQUIRE_HTTPS: v.optional(flag, 'false'),
   /** winston level. */
   LOG_LEVEL: v.optional(v.picklist(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']), 'info'),
   /** Largest request body in bytes (413 above it). */

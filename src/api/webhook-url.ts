@@ -2,7 +2,9 @@
  * The one place a webhook URL is judged at registration (POST and PATCH /webhooks). Async so that a
  * check needing DNS (the SSRF guard) can join here without touching the routes.
  */
+import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import { checkWebhookUrl } from '../security/ssrf.js';
 
 export const WEBHOOK_URL_MAX_LENGTH = 2048;
 
@@ -26,8 +28,20 @@ export function webhookUrlProblem(raw: string): string | undefined {
   return undefined;
 }
 
-/** Throws a 400 naming `path` if the URL may not be registered. */
-export async function validateWebhookUrl(raw: string, path = 'url'): Promise<void> {
+/**
+ * Throws a 400 naming `path` if the URL may not be registered: its syntax, then the SSRF check
+ * (scheme, REQUIRE_HTTPS, and every address the host is or resolves to; SSRF_ALLOW_CIDRS opens ranges).
+ */
+export async function validateWebhookUrl(
+  raw: string,
+  config: Pick<Config, 'SSRF_ALLOW_CIDRS' | 'REQUIRE_HTTPS'>,
+  path = 'url',
+): Promise<void> {
   const problem = webhookUrlProblem(raw);
   if (problem) throw AppError.validation('url is not valid', [{ path, message: problem }]);
+  const check = await checkWebhookUrl(raw, {
+    allowCidrs: config.SSRF_ALLOW_CIDRS,
+    requireHttps: config.REQUIRE_HTTPS,
+  });
+  if (!check.ok) throw AppError.validation('url is not allowed', [{ path, message: check.reason }]);
 }

@@ -145,6 +145,12 @@ export interface UrlCheckOptions {
   resolve?: Resolver;
   /** Give up resolving after this long. */
   resolveTimeoutMs?: number;
+  /**
+   * Refuse a name that does not resolve (or not in time). Off by default: registration cannot judge
+   * a name without answers (DNS not set up yet, an offline test run), and the connection-time filter
+   * checks the addresses actually used on every delivery anyway.
+   */
+  refuseUnresolvable?: boolean;
 }
 
 export type UrlCheck = { ok: true } | { ok: false; reason: string };
@@ -194,12 +200,14 @@ export async function checkWebhookUrl(url: string, options: UrlCheckOptions): Pr
 
   let answers: { address: string }[];
   try {
-    answers = await resolveWithin(options.resolve ?? defaultResolve, host, options.resolveTimeoutMs ?? 5000);
+    answers = await resolveWithin(options.resolve ?? defaultResolve, host, options.resolveTimeoutMs ?? 2000);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    if (!options.refuseUnresolvable) return { ok: true };
     return { ok: false, reason: `host ${host} could not be resolved (${code})` };
   }
-  if (answers.length === 0) return { ok: false, reason: `host ${host} could not be resolved (no addresses)` };
+  if (answers.length === 0 && options.refuseUnresolvable)
+    return { ok: false, reason: `host ${host} could not be resolved (no addresses)` };
   // Every answer must pass: a client may connect to any of them.
   for (const { address } of answers) {
     const verdict = classifyAddress(address, allow);

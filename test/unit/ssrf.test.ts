@@ -187,16 +187,29 @@ describe('checkWebhookUrl', () => {
     if (!result.ok) expect(result.reason).toMatch(/^host localhost resolves to .*loopback/);
   });
 
-  it('refuses names that do not resolve, and gives up on a slow resolver', async () => {
-    const missing = await checkWebhookUrl('http://nowhere.invalid/', { ...none, resolve: resolverFor({}) });
-    expect(missing).toEqual({ ok: false, reason: 'host nowhere.invalid could not be resolved (ENOTFOUND)' });
-    const empty = await checkWebhookUrl('http://empty.example/', {
-      ...none,
-      resolve: resolverFor({ 'empty.example': [] }),
-    });
-    expect(empty.ok).toBe(false);
+  it('accepts names that do not resolve (the connection-time filter judges them later)', async () => {
+    const resolve = resolverFor({ 'empty.example': [] });
+    expect(await checkWebhookUrl('http://nowhere.invalid/', { ...none, resolve })).toEqual({ ok: true });
+    expect(await checkWebhookUrl('http://empty.example/', { ...none, resolve })).toEqual({ ok: true });
     const slow = await checkWebhookUrl('http://slow.example/', {
       ...none,
+      resolve: () => new Promise(() => undefined),
+      resolveTimeoutMs: 50,
+    });
+    expect(slow).toEqual({ ok: true });
+  });
+
+  it('refuses names that do not resolve when asked to, and gives up on a slow resolver', async () => {
+    const strict = { ...none, refuseUnresolvable: true };
+    const missing = await checkWebhookUrl('http://nowhere.invalid/', { ...strict, resolve: resolverFor({}) });
+    expect(missing).toEqual({ ok: false, reason: 'host nowhere.invalid could not be resolved (ENOTFOUND)' });
+    const empty = await checkWebhookUrl('http://empty.example/', {
+      ...strict,
+      resolve: resolverFor({ 'empty.example': [] }),
+    });
+    expect(empty).toEqual({ ok: false, reason: 'host empty.example could not be resolved (no addresses)' });
+    const slow = await checkWebhookUrl('http://slow.example/', {
+      ...strict,
       resolve: () => new Promise(() => undefined),
       resolveTimeoutMs: 50,
     });

@@ -75,7 +75,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
   router.post('/webhooks', ...guard, async (req, res) => {
     const input = parseInput(CreateWebhook, req.body, 'webhook');
     const tenantId = tenantScope(req, input.tenant_id);
-    await validateWebhookUrl(input.url);
+    await validateWebhookUrl(input.url, ctx.config);
     const secret = input.secret ?? generateWebhookSecret();
     const row = await withTransaction(ctx.pool, async (tx) => {
       const webhook = await insertWebhook(tx, {
@@ -117,7 +117,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
   router.patch('/webhooks/:id', ...guard, async (req, res) => {
     const { id } = parseInput(IdParams, req.params, 'path');
     const input = parseInput(UpdateWebhook, req.body, 'webhook');
-    if (input.url !== undefined) await validateWebhookUrl(input.url);
+    if (input.url !== undefined) await validateWebhookUrl(input.url, ctx.config);
     const by = principalOf(req).kind === 'admin' ? 'admin' : 'tenant';
     const row = await withTransaction(ctx.pool, async (tx) => {
       const current = await lockWebhook(tx, id, readScope(req));
