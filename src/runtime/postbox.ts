@@ -10,6 +10,7 @@ import { createApp } from '../app.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
 import { runMigrations } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
+import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from '../delivery/engine.js';
 import { hashApiKey } from '../security/api-keys.js';
 import { SecretBox } from '../security/secret-box.js';
 import { loadAdminKey, loadSecretsKey } from './keys.js';
@@ -18,6 +19,8 @@ export interface Postbox {
   app?: express.Express;
   pool: pg.Pool;
   databaseUrl: string;
+  /** The delivery engine; absent when POSTBOX_ROLE=api. */
+  engine?: DeliveryEngine;
   stop(): Promise<void>;
 }
 
@@ -41,11 +44,19 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
       ? undefined
       : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key) });
 
+  const engine =
+    config.POSTBOX_ROLE === 'api'
+      ? undefined
+      : await startDeliveryEngine(deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }));
+
   return {
     ...(app ? { app } : {}),
+    ...(engine ? { engine } : {}),
     pool,
     databaseUrl,
     async stop() {
+      // The engine first: it still writes results and releases claims through the pool.
+      await engine?.stop();
       await pool.end();
       await embedded?.stop();
     },

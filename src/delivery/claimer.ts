@@ -1,0 +1,172 @@
+/**
+ * The producer: claims due deliveries only as fast as it has free slots (like River's producer) and
+ * hands each to the executor. It claims when woken (NOTIFY), on the poll timer (future retries, lost
+ * notifications, expired leases), and right after a full batch (there is probably more).
+ *
+ * Slots: a delivery holds one from its claim until its result is written (the recorder reports that),
+ * so a slow database slows claiming instead of piling results up in memory.
+ *
+ * Seam (per-webhook fairness): claims are oldest-due-first across all webhooks; webhooks.max_concurrency
+ * is not enforced. A fairness layer belongs between claimDue and dispatch, or inside claimDue.
+ */
+import type pg from 'pg';
+import type { Logger } from '../logger.js';
+import { claimDue, type ClaimedDelivery } from '../queries/deliveries.js';
+
+export interface ClaimerOptions {
+  pool: pg.Pool;
+  logger: Logger;
+  /** lease_owner written on claimed rows. */
+  workerId: string;
+  /** Deliveries this engine works on at once (WORKER_CONCURRENCY). */
+  concurrency: number;
+  /** Most rows one claim takes (CLAIM_BATCH_SIZE). */
+  batchSize: number;
+  /** Claim lease (LEASE_SECONDS). */
+  leaseSeconds: number;
+  /** Claim at least this often when nothing wakes the engine (POLL_INTERVAL_MS). */
+  pollIntervalMs: number;
+  /** Runs one claimed delivery to a result (or to an abort); must not throw. */
+  execute: (delivery: ClaimedDelivery, signal: AbortSignal) => Promise<void>;
+  /** Slots held outside the claimer: results waiting to be written. */
+  heldElsewhere: () => number;
+  /** Called after each claim (metrics). */
+  onClaim?: (claimed: number, durationMs: number) => void;
+}
+
+/** Small claims (few free slots) are spaced at least this far apart, so a busy worker claims in batches. */
+const SMALL_CLAIM_SPACING_MS = 5;
+
+export class Claimer {
+  private readonly running = new Map<string, AbortController>();
+  private readonly settled = new Set<Promise<void>>();
+  private wanted = false;
+  private stopped = false;
+  private claiming: Promise<void> | undefined;
+  private queued = false;
+  private lastClaimAt = 0;
+  private spacingTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly smallClaim: number;
+
+  constructor(private readonly o: ClaimerOptions) {
+    this.smallClaim = Math.max(1, Math.min(o.batchSize, Math.floor(o.concurrency / 4)));
+  }
+
+  /** Deliveries being sent right now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  /** Ids of the deliveries being sent right now. */
+  get inFlightIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  start(): void {
+    this.pollTimer = setInterval(() => this.wake(), this.o.pollIntervalMs);
+    this.wake();
+  }
+
+  /** There may be due work: claim as soon as a slot is free. */
+  wake(): void {
+    this.wanted = true;
+    this.schedule();
+  }
+
+  /** Slots were freed elsewhere (results written): claim again if work is wanted. */
+  schedule(): void {
+    if (this.stopped || this.claiming || this.queued || !this.wanted) return;
+    const free = this.freeSlots();
+    if (free <= 0) return;
+    const wait = this.lastClaimAt + SMALL_CLAIM_SPACING_MS - Date.now();
+    if (free < this.smallClaim && wait > 0) {
+      this.spacingTimer ??= setTimeout(() => {
+        this.spacingTimer = undefined;
+        this.schedule();
+      }, wait);
+      return;
+    }
+    // Coalesce everything that frees slots or wakes us within this tick into one claim.
+    this.queued = true;
+    setImmediate(() => {
+      this.queued = false;
+      if (this.stopped || this.claiming) return;
+      this.claiming = this.claimOnce().finally(() => {
+        this.claiming = undefined;
+        this.schedule();
+      });
+    });
+  }
+
+  /** Stops claiming; resolves once a claim already under way has dispatched its rows. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.spacingTimer);
+    await this.claiming;
+  }
+
+  /** Resolves when nothing is in flight, or at `deadline` (epoch ms). */
+  async idle(deadline: number): Promise<void> {
+    while (this.settled.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.race(this.settled),
+        new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** Aborts every attempt still in flight and waits (up to `deadline`) for them to settle. */
+  async abortAll(deadline: number): Promise<void> {
+    for (const controller of this.running.values()) controller.abort();
+    await this.idle(deadline);
+  }
+
+  private freeSlots(): number {
+    return this.o.concurrency - this.running.size - this.o.heldElsewhere();
+  }
+
+  private async claimOnce(): Promise<void> {
+    const limit = Math.min(this.freeSlots(), this.o.batchSize);
+    if (limit <= 0) return;
+    this.wanted = false;
+    this.lastClaimAt = Date.now();
+    let rows: ClaimedDelivery[];
+    try {
+      rows = await claimDue(this.o.pool, {
+        workerId: this.o.workerId,
+        limit,
+        leaseSeconds: this.o.leaseSeconds,
+      });
+    } catch (err) {
+      // The next poll tries again; no tight loop against a database that is down.
+      this.o.logger.error('claiming deliveries failed', { error: (err as Error).message });
+      return;
+    }
+    this.o.onClaim?.(rows.length, Date.now() - this.lastClaimAt);
+    if (rows.length === limit) this.wanted = true; // a full batch: there is probably more
+    for (const row of rows) this.dispatch(row);
+  }
+
+  private dispatch(delivery: ClaimedDelivery): void {
+    const controller = new AbortController();
+    this.running.set(delivery.id, controller);
+    const done: Promise<void> = this.o
+      .execute(delivery, controller.signal)
+      .catch((err: unknown) => {
+        this.o.logger.error('delivery attempt crashed', {
+          delivery_id: delivery.id,
+          error: (err as Error).message,
+        });
+      })
+      .finally(() => {
+        this.running.delete(delivery.id);
+        this.settled.delete(done);
+        this.schedule();
+      });
+    this.settled.add(done);
+  }
+}

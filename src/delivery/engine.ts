@@ -1,0 +1,196 @@
+/**
+ * The delivery engine of one process: listener (wake-up) → claimer (producer) → sender (executor) →
+ * recorder (completer). startDeliveryEngine wires them; stop() shuts them down in the order that loses
+ * nothing: stop claiming, let attempts finish within the grace, abort the rest, write every result,
+ * give unfinished claims back, stop listening.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import {
+  releaseClaims,
+  type AttemptResult,
+  type ClaimedDelivery,
+  type RecordSummary,
+} from '../queries/deliveries.js';
+import type { SecretBox } from '../security/secret-box.js';
+import { Claimer } from './claimer.js';
+import { createHttpAgents, destroyHttpAgents, type HttpAgentFactory } from './http-agents.js';
+import { Listener } from './listener.js';
+import { outcomeOf } from './outcome.js';
+import { Recorder } from './recorder.js';
+import { Sender } from './sender.js';
+
+/** Observers for metrics; all optional, all synchronous and cheap. */
+export interface DeliveryEngineHooks {
+  /** A claim statement ran and took `claimed` rows. */
+  onClaim?: (claimed: number, durationMs: number) => void;
+  /** One attempt finished (before its result is written). */
+  onAttempt?: (delivery: ClaimedDelivery, result: AttemptResult) => void;
+  /** A batch of results was written. */
+  onRecorded?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
+}
+
+export interface DeliveryEngineOptions {
+  /** Pool for claims and result writes. */
+  pool: pg.Pool;
+  /** The same database, for the dedicated LISTEN connection. */
+  databaseUrl: string;
+  /** Decrypts webhook secrets for signing. */
+  secretBox: SecretBox;
+  logger: Logger;
+  /** Deliveries sent at once by this engine (WORKER_CONCURRENCY). */
+  concurrency: number;
+  /** Most deliveries one claim takes (CLAIM_BATCH_SIZE). */
+  claimBatchSize: number;
+  /** Claim lease in seconds (LEASE_SECONDS); raised per delivery to its timeout + 5 s. */
+  leaseSeconds: number;
+  /** Fallback poll when no NOTIFY arrives (POLL_INTERVAL_MS). */
+  pollIntervalMs: number;
+  /** Default grace of stop(): in-flight attempts may finish this long (SHUTDOWN_GRACE_MS). */
+  shutdownGraceMs: number;
+  /** CIDRs deliveries may reach although private (SSRF_ALLOW_CIDRS), passed to the agent factory. */
+  ssrfAllowCidrs: readonly string[];
+  /** Builds the HTTP agents (default: keep-alive agents from http-agents.ts). */
+  agentFactory?: HttpAgentFactory;
+  /** lease_owner of this engine; default host:pid:random, unique per engine. */
+  workerId?: string;
+  /** Results written per batch at most (default 500). */
+  recordBatchSize?: number;
+  /** A result waits at most this long before its batch is written (default 5 ms). */
+  recordFlushMs?: number;
+  hooks?: DeliveryEngineHooks;
+}
+
+export interface DeliveryEngine {
+  /** lease_owner on the rows this engine claims. */
+  readonly workerId: string;
+  /** Deliveries being sent right now. */
+  readonly inFlight: number;
+  /** Claims at once if slots are free (as a NOTIFY would). */
+  wake(): void;
+  /** Stops the engine; idempotent. `graceMs` defaults to shutdownGraceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** After the grace, how long aborted attempts get to unwind and results to be written. */
+const ABORT_SETTLE_MS = 1000;
+const RECORD_DRAIN_MS = 5000;
+
+/** The engine options a Config implies. */
+export function deliveryEngineOptions(
+  config: Config,
+  deps: Pick<DeliveryEngineOptions, 'pool' | 'databaseUrl' | 'secretBox' | 'logger'>,
+): DeliveryEngineOptions {
+  return {
+    ...deps,
+    concurrency: config.WORKER_CONCURRENCY,
+    claimBatchSize: config.CLAIM_BATCH_SIZE,
+    leaseSeconds: config.LEASE_SECONDS,
+    pollIntervalMs: config.POLL_INTERVAL_MS,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    ssrfAllowCidrs: config.SSRF_ALLOW_CIDRS,
+  };
+}
+
+export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<DeliveryEngine> {
+  const workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const { logger, hooks = {} } = o;
+  const agents = (o.agentFactory ?? createHttpAgents)({
+    allowCidrs: o.ssrfAllowCidrs,
+    maxSocketsPerHost: o.concurrency,
+    maxFreeSocketsPerHost: Math.min(o.concurrency, 256),
+  });
+  const sender = new Sender({ agents, secretBox: o.secretBox });
+
+  // eslint-disable-next-line prefer-const -- the claimer and recorder refer to each other
+  let claimer: Claimer;
+  const recorder = new Recorder({
+    pool: o.pool,
+    logger,
+    workerId,
+    maxBatch: o.recordBatchSize ?? 500,
+    flushIntervalMs: o.recordFlushMs ?? 5,
+    onFlushed: (results, summary) => {
+      hooks.onRecorded?.(results, summary);
+      claimer.schedule(); // their slots are free now
+    },
+  });
+
+  const execute = async (delivery: ClaimedDelivery, signal: AbortSignal): Promise<void> => {
+    const sent = await sender.send(delivery, signal);
+    if (sent.aborted) return; // released at shutdown, not recorded: the attempt did not complete
+    const result = outcomeOf(delivery, sent);
+    recorder.add(result);
+    hooks.onAttempt?.(delivery, result);
+    // One line per attempt; never the payload, the URL's secrets or the signing secret.
+    logger.info('delivery attempt', {
+      delivery_id: delivery.id,
+      event_id: delivery.eventId,
+      webhook_id: delivery.webhookId,
+      tenant_id: delivery.tenantId,
+      attempt: delivery.attempt,
+      outcome: result.outcome,
+      status_code: result.statusCode,
+      duration_ms: result.durationMs,
+      ...(result.error ? { error: result.error } : {}),
+      ...(result.retryDelayMs !== null ? { retry_in_ms: result.retryDelayMs } : {}),
+    });
+  };
+
+  claimer = new Claimer({
+    pool: o.pool,
+    logger,
+    workerId,
+    concurrency: o.concurrency,
+    batchSize: o.claimBatchSize,
+    leaseSeconds: o.leaseSeconds,
+    pollIntervalMs: o.pollIntervalMs,
+    execute,
+    heldElsewhere: () => recorder.pending,
+    onClaim: hooks.onClaim,
+  });
+
+  const listener = new Listener({ connectionString: o.databaseUrl, logger, onWake: () => claimer.wake() });
+  await listener.start();
+  claimer.start();
+  logger.info('delivery engine started', { worker_id: workerId, concurrency: o.concurrency });
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (graceMs: number): Promise<void> => {
+    await claimer.stop();
+    const graceEnd = Date.now() + graceMs;
+    await claimer.idle(graceEnd);
+    const unfinished = claimer.inFlight;
+    if (unfinished > 0) await claimer.abortAll(Date.now() + ABORT_SETTLE_MS);
+    await recorder.drain(Date.now() + RECORD_DRAIN_MS);
+    recorder.close();
+    // Whatever this engine still holds in flight did not finish: give it back for another worker now
+    // rather than after the lease.
+    let released = 0;
+    try {
+      released = await releaseClaims(o.pool, workerId);
+    } catch (err) {
+      logger.error('releasing claimed deliveries failed; their leases will expire', {
+        error: (err as Error).message,
+      });
+    }
+    await listener.close();
+    destroyHttpAgents(agents);
+    logger.info('delivery engine stopped', { worker_id: workerId, aborted: unfinished, released });
+  };
+
+  return {
+    workerId,
+    get inFlight() {
+      return claimer.inFlight;
+    },
+    wake: () => claimer.wake(),
+    stop(graceMs = o.shutdownGraceMs) {
+      stopping ??= stop(graceMs);
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * The executor: one HTTP attempt of one claimed delivery (contract section 4). Builds the envelope,
+ * signs it, POSTs it with got through the shared agents, and reads at most the first 1 KiB of the
+ * answer. Success is decided on the status code alone; the body is only kept as an excerpt, and an
+ * endless or huge body is cut off at the cap, never buffered.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import got, { type Got } from 'got';
+import type { ClaimedDelivery } from '../queries/deliveries.js';
+import { projectRoot } from '../paths.js';
+import type { SecretBox } from '../security/secret-box.js';
+import type { HttpAgents } from './http-agents.js';
+import { hmacKeyOf, signDelivery } from './signing.js';
+
+export const USER_AGENT = `Postbox/${(JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version}`;
+
+/** Bytes of the response body kept as delivery_attempts.response_excerpt. */
+export const EXCERPT_BYTES = 1024;
+
+/** What one attempt produced, before the retry policy turns it into an outcome. */
+export interface SendResult {
+  startedAt: Date;
+  durationMs: number;
+  /** HTTP status, null when no answer came (timeout, connection error). */
+  statusCode: number | null;
+  /** Why the attempt failed, null for a 2xx. Never contains secrets or the payload. */
+  error: string | null;
+  responseExcerpt: string | null;
+  /** The Retry-After header as sent, for the retry policy to read. */
+  retryAfter: string | undefined;
+  /** Aborted (shutdown) before any answer: nothing to record, the claim is released instead. */
+  aborted: boolean;
+}
+
+/** The envelope receivers get, built around the stored payload text rather than re-serialised. */
+export function deliveryBody(
+  d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'occurredAt' | 'payloadJson'>,
+) {
+  return (
+    `{"id":${JSON.stringify(d.eventId)},"type":${JSON.stringify(d.eventType)},` +
+    `"timestamp":${JSON.stringify(d.occurredAt.toISOString())},"data":${d.payloadJson}}`
+  );
+}
+
+/** The request headers of one attempt (contract section 4). `keys`: HMAC keys, newest first. */
+export function deliveryHeaders(
+  d: Pick<ClaimedDelivery, 'id' | 'eventType' | 'attempt' | 'traceparent'>,
+  body: string,
+  keys: readonly Buffer[],
+  timestamp: number,
+): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': USER_AGENT,
+    'webhook-id': d.id,
+    'webhook-timestamp': String(timestamp),
+    ...signDelivery(d.id, timestamp, body, keys),
+    'X-Webhook-Event': d.eventType,
+    'X-Webhook-Attempt': String(d.attempt),
+  };
+  if (d.traceparent) headers.traceparent = d.traceparent;
+  return headers;
+}
+
+/** Text of at most `EXCERPT_BYTES` UTF-8 bytes: no split characters, no NUL (text columns refuse it). */
+export function excerptOf(chunks: readonly Buffer[]): string {
+  const text = new StringDecoder('utf8').write(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES));
+  // eslint-disable-next-line no-control-regex
+  let clean = text.replace(/\u0000/g, '');
+  // Invalid bytes decode to U+FFFD (3 bytes each), which can push the text past the cap.
+  while (Buffer.byteLength(clean) > EXCERPT_BYTES) clean = clean.slice(0, -1);
+  return clean;
+}
+
+function describeError(err: unknown, timeoutMs: number): string {
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'ETIMEDOUT') return `timeout after ${timeoutMs} ms`;
+  const message = (e.message ?? String(err)).slice(0, 500);
+  return e.code && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+}
+
+function describeStatus(status: number): string {
+  if (status >= 300 && status < 400) return `HTTP ${status} (redirects are not followed)`;
+  return `HTTP ${status}`;
+}
+
+export interface SenderOptions {
+  /** Pooled keep-alive agents (and the SSRF filter, when installed): see http-agents.ts. */
+  agents: HttpAgents;
+  /** Decrypts webhook secrets; decrypted HMAC keys are cached per ciphertext. */
+  secretBox: SecretBox;
+  /** Most decrypted keys kept in memory (the cache is dropped whole when full). */
+  keyCacheSize?: number;
+}
+
+export class Sender {
+  private readonly client: Got;
+  private readonly keys = new Map<string, Buffer>();
+  private readonly keyCacheSize: number;
+
+  constructor(private readonly options: SenderOptions) {
+    this.keyCacheSize = options.keyCacheSize ?? 10_000;
+    this.client = got.extend({
+      agent: { http: options.agents.http, https: options.agents.https },
+      followRedirect: false,
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      // Receivers are not asked to compress: no decompression cost, and the cap counts wire bytes.
+      decompress: false,
+      http2: false,
+    });
+  }
+
+  private keyOf(ciphertext: Buffer): Buffer {
+    const id = ciphertext.toString('base64');
+    let key = this.keys.get(id);
+    if (!key) {
+      if (this.keys.size >= this.keyCacheSize) this.keys.clear();
+      key = hmacKeyOf(this.options.secretBox.decrypt(ciphertext));
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+
+  /** Sends one attempt. Never throws: every failure is a SendResult. */
+  send(d: ClaimedDelivery, signal?: AbortSignal): Promise<SendResult> {
+    const started = performance.now();
+    const startedAt = new Date();
+    let headers: Record<string, string>;
+    let body: string;
+    try {
+      const keys = [this.keyOf(d.secretCiphertext)];
+      if (d.previousSecretCiphertext) keys.push(this.keyOf(d.previousSecretCiphertext));
+      body = deliveryBody(d);
+      headers = deliveryHeaders(d, body, keys, Math.floor(startedAt.getTime() / 1000));
+    } catch {
+      // A secret sealed with another key: retrying will not help, but the policy decides, visibly.
+      return Promise.resolve(this.result(started, startedAt, null, 'cannot decrypt the webhook secret'));
+    }
+
+    return new Promise((resolve) => {
+      const stream = this.client.stream.post(d.url, {
+        body,
+        headers,
+        timeout: { request: d.timeoutMs },
+        ...(signal ? { signal } : {}),
+      });
+      let status: number | null = null;
+      let retryAfter: string | undefined;
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        stream.destroy();
+        const excerpt = status === null ? null : excerptOf(chunks);
+        if (status !== null) {
+          const error = status >= 200 && status < 300 ? null : describeStatus(status);
+          resolve({ ...this.result(started, startedAt, status, error, excerpt), retryAfter });
+        } else if (signal?.aborted) {
+          resolve({ ...this.result(started, startedAt, null, 'aborted by shutdown'), aborted: true });
+        } else {
+          resolve(this.result(started, startedAt, null, describeError(err, d.timeoutMs)));
+        }
+      };
+      stream.on('response', (res: { statusCode: number; headers: Record<string, string | string[]> }) => {
+        status = res.statusCode;
+        const ra = res.headers['retry-after'];
+        retryAfter = Array.isArray(ra) ? ra[0] : ra;
+      });
+      stream.on('data', (chunk: Buffer) => {
+        if (kept < EXCERPT_BYTES) {
+          chunks.push(chunk);
+          kept += chunk.length;
+        }
+        // The cap is reached: stop reading (the socket is dropped rather than drained).
+        if (kept >= EXCERPT_BYTES) finish();
+      });
+      stream.on('end', () => finish());
+      // After the status arrived, a timeout or reset while reading the body does not change the verdict.
+      stream.on('error', (err: unknown) => finish(err));
+    });
+  }
+
+  private result(
+    started: number,
+    startedAt: Date,
+    statusCode: number | null,
+    error: string | null,
+    responseExcerpt: string | null = null,
+  ): SendResult {
+    return {
+      startedAt,
+      durationMs: Math.round(performance.now() - started),
+      statusCode,
+      error,
+      responseExcerpt,
+      retryAfter: undefined,
+      aborted: false,
+    };
+  }
+}
