@@ -1,0 +1,370 @@
+/**
+ * The engine's SQL against a real database: claimDue (SKIP LOCKED, leases, live webhooks only),
+ * recordResults (batched, guarded by the lease) and releaseClaims. No engine runs here
+ * (POSTBOX_ROLE=api), so nothing else touches the rows.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { claimDue, recordResults, releaseClaims, type AttemptResult } from '../../src/queries/deliveries.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
+import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
+
+let app: TestApp;
+let tenantId: string;
+const db = () => app.db.pool;
+
+beforeAll(async () => {
+  app = await startTestApp({ POSTBOX_ROLE: 'api' });
+  tenantId = (await sqlTenant(db())).id;
+});
+afterAll(async () => {
+  await app.close();
+});
+beforeEach(async () => {
+  // Every test starts from an empty queue.
+  await db().query('DELETE FROM deliveries');
+});
+
+const claim = (workerId: string, limit = 100, leaseSeconds = 60) =>
+  claimDue(db(), { workerId, limit, leaseSeconds });
+
+function result(deliveryId: string, attempt: number, over: Partial<AttemptResult> = {}): AttemptResult {
+  return {
+    deliveryId,
+    attempt,
+    startedAt: new Date(),
+    durationMs: 12,
+    statusCode: 200,
+    error: null,
+    responseExcerpt: 'ok',
+    outcome: 'succeeded',
+    retryDelayMs: null,
+    ...over,
+  };
+}
+
+describe('claimDue', () => {
+  it('returns what the sender needs and marks the rows in flight under a lease', async () => {
+    const hook = await sqlWebhook(db(), tenantId, { url: 'http://127.0.0.1:1/x', timeoutMs: 3000 });
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const { eventId, deliveryIds } = await queueEvent(db(), tenantId, [hook.id], {
+      type: 'a.b',
+      payload: { x: [1, 'two'] },
+      traceparent,
+    });
+    const [row, ...rest] = await claim('w1', 10, 30);
+    expect(rest).toHaveLength(0);
+    expect(row).toMatchObject({
+      id: deliveryIds[0],
+      tenantId,
+      eventId,
+      webhookId: hook.id,
+      attempt: 1,
+      eventType: 'a.b',
+      traceparent,
+      url: 'http://127.0.0.1:1/x',
+      timeoutMs: 3000,
+      previousSecretCiphertext: null,
+    });
+    expect(JSON.parse(row!.payloadJson)).toEqual({ x: [1, 'two'] });
+    expect(testSecretBox.decrypt(row!.secretCiphertext)).toBe(hook.secret);
+    expect(row!.retryPolicy).toMatchObject({ max_attempts: expect.any(Number) });
+    const d = await deliveryState(db(), deliveryIds[0]!);
+    expect(d).toMatchObject({ status: 'in_flight', attempts: 1, lease_owner: 'w1' });
+    const leaseMs = d.lease_expires_at!.getTime() - Date.now();
+    expect(leaseMs).toBeGreaterThan(25_000);
+    expect(leaseMs).toBeLessThanOrEqual(30_500);
+    expect(await claim('w2')).toEqual([]);
+  });
+
+  it('takes at most `limit`, oldest due first, and nothing that is not due yet', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { id: eventId } = await sqlEvent(db(), tenantId);
+    const at = (s: number) => new Date(Date.now() + s * 1000);
+    const ids = [];
+    for (const s of [-10, -30, -20, 60]) {
+      ids.push(await sqlDelivery(db(), { tenantId, eventId, webhookId: hook.id, nextAttemptAt: at(s) }));
+    }
+    // The two oldest (RETURNING order is unspecified, so compare as sets).
+    expect((await claim('w', 2)).map((r) => r.id).sort()).toEqual([ids[1], ids[2]].sort());
+    expect((await claim('w', 10)).map((r) => r.id)).toEqual([ids[0]]);
+    expect(await claim('w', 10)).toEqual([]);
+  });
+
+  it('skips disabled and deleted webhooks, and deliveries in other states', async () => {
+    const off = await sqlWebhook(db(), tenantId, { enabled: false });
+    const gone = await sqlWebhook(db(), tenantId, { deleted: true });
+    const live = await sqlWebhook(db(), tenantId);
+    await queueEvent(db(), tenantId, [off.id, gone.id]);
+    const { id: eventId } = await sqlEvent(db(), tenantId);
+    for (const status of ['succeeded', 'failed', 'cancelled'] as const)
+      await sqlDelivery(db(), { tenantId, eventId, webhookId: live.id, status });
+    expect(await claim('w')).toEqual([]);
+  });
+
+  it('rescues in-flight deliveries whose lease ran out, and only those', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { id: eventId } = await sqlEvent(db(), tenantId);
+    const abandoned = await sqlDelivery(db(), {
+      tenantId,
+      eventId,
+      webhookId: hook.id,
+      status: 'in_flight',
+      attempts: 2,
+      leaseOwner: 'dead-worker',
+      leaseExpiresAt: new Date(Date.now() - 1000),
+    });
+    await sqlDelivery(db(), {
+      tenantId,
+      eventId,
+      webhookId: hook.id,
+      status: 'in_flight',
+      attempts: 1,
+      leaseOwner: 'live-worker',
+      leaseExpiresAt: new Date(Date.now() + 60_000),
+    });
+    const rows = await claim('rescuer');
+    expect(rows.map((r) => [r.id, r.attempt])).toEqual([[abandoned, 3]]);
+    expect(await deliveryState(db(), abandoned)).toMatchObject({
+      status: 'in_flight',
+      lease_owner: 'rescuer',
+    });
+  });
+
+  it('counts expired leases against the limit', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { id: eventId } = await sqlEvent(db(), tenantId);
+    for (let i = 0; i < 3; i++)
+      await sqlDelivery(db(), {
+        tenantId,
+        eventId,
+        webhookId: hook.id,
+        status: 'in_flight',
+        leaseExpiresAt: new Date(Date.now() - 1000),
+      });
+    await queueMany(db(), tenantId, hook.id, 5);
+    expect(await claim('w', 4)).toHaveLength(4);
+    expect(await claim('w', 10)).toHaveLength(4);
+  });
+
+  it('raises the lease to the webhook timeout + 5 s when LEASE_SECONDS is shorter', async () => {
+    const hook = await sqlWebhook(db(), tenantId, { timeoutMs: 30_000 });
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    await claim('w', 10, 5);
+    const d = await deliveryState(db(), deliveryIds[0]!);
+    expect(d.lease_expires_at!.getTime() - Date.now()).toBeGreaterThan(33_000);
+  });
+
+  it('only signs with the previous secret while its overlap lasts', async () => {
+    const current = await sqlWebhook(db(), tenantId);
+    const expired = await sqlWebhook(db(), tenantId);
+    await db().query(
+      `UPDATE webhooks SET previous_secret_ciphertext = $2,
+              previous_secret_expires_at = now() + CASE WHEN id = $1 THEN interval '1 hour' ELSE interval '-1 second' END
+        WHERE id IN ($1, $3)`,
+      [current.id, testSecretBox.encrypt('old-secret-0123456789'), expired.id],
+    );
+    await queueEvent(db(), tenantId, [current.id, expired.id]);
+    const rows = await claim('w');
+    const byHook = new Map(rows.map((r) => [r.webhookId, r]));
+    expect(testSecretBox.decrypt(byHook.get(current.id)!.previousSecretCiphertext!)).toBe(
+      'old-secret-0123456789',
+    );
+    expect(byHook.get(expired.id)!.previousSecretCiphertext).toBeNull();
+  });
+
+  it('concurrent claimers never get the same row', async () => {
+    const hooks = await Promise.all([1, 2, 3].map(() => sqlWebhook(db(), tenantId)));
+    const total = 3000;
+    for (const hook of hooks) await queueMany(db(), tenantId, hook.id, total / 3);
+    const workers = Array.from({ length: 8 }, (_, i) => `claimer-${i}`);
+    const seen = new Map<string, string>();
+    const duplicates: string[] = [];
+    await Promise.all(
+      workers.map(async (w) => {
+        for (;;) {
+          const rows = await claim(w, 37);
+          if (rows.length === 0) return;
+          for (const r of rows) {
+            if (seen.has(r.id)) duplicates.push(r.id);
+            seen.set(r.id, w);
+          }
+        }
+      }),
+    );
+    expect(duplicates).toEqual([]);
+    expect(seen.size).toBe(total);
+    const { rows } = await db().query(
+      `SELECT lease_owner, count(*)::int AS n, min(attempts) AS lo, max(attempts) AS hi
+         FROM deliveries GROUP BY lease_owner`,
+    );
+    // Every row is held by the worker that got it, claimed exactly once.
+    for (const r of rows) {
+      expect(r.lo).toBe(1);
+      expect(r.hi).toBe(1);
+      expect(r.n).toBe([...seen.values()].filter((w) => w === r.lease_owner).length);
+    }
+    expect(new Set(seen.values()).size).toBeGreaterThan(1);
+  });
+});
+
+describe('recordResults', () => {
+  it('writes successes, retries and deaths of one batch in one statement', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { eventId, deliveryIds } = await queueEvent(db(), tenantId, [hook.id, hook.id, hook.id], {
+      type: 'batch.test',
+    });
+    const [ok, again, dead] = deliveryIds as [string, string, string];
+    await claim('me');
+    const summary = await recordResults(db(), 'me', [
+      result(ok, 1),
+      result(again, 1, { statusCode: 500, error: 'HTTP 500', outcome: 'retry', retryDelayMs: 60_000 }),
+      result(dead, 1, {
+        statusCode: null,
+        error: 'timeout after 1000 ms',
+        outcome: 'dead',
+        responseExcerpt: null,
+      }),
+    ]);
+    expect(summary).toEqual({ updated: 3, dead: 1 });
+
+    expect(await deliveryState(db(), ok)).toMatchObject({
+      status: 'succeeded',
+      last_status_code: 200,
+      lease_owner: null,
+      lease_expires_at: null,
+      completed_at: expect.any(Date),
+    });
+    const retry = await deliveryState(db(), again);
+    expect(retry).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      last_error: 'HTTP 500',
+      completed_at: null,
+    });
+    expect(retry.next_attempt_at.getTime() - Date.now()).toBeGreaterThan(55_000);
+    expect(retry.next_attempt_at.getTime() - Date.now()).toBeLessThanOrEqual(60_500);
+    expect(await deliveryState(db(), dead)).toMatchObject({
+      status: 'failed',
+      last_error: 'timeout after 1000 ms',
+    });
+    const { rows: dlq } = await db().query('SELECT * FROM dead_letter_queue WHERE delivery_id = $1', [dead]);
+    expect(dlq).toEqual([
+      expect.objectContaining({
+        event_id: eventId,
+        event_type: 'batch.test',
+        attempts: 1,
+        webhook_id: hook.id,
+      }),
+    ]);
+    expect(await attemptRows(db(), again)).toEqual([
+      expect.objectContaining({ attempt: 1, status_code: 500, error: 'HTTP 500', response_excerpt: 'ok' }),
+    ]);
+    // A retried delivery is claimable again only when due.
+    expect(await claim('me')).toEqual([]);
+  });
+
+  it('does not clobber a delivery rescued and re-claimed by another worker', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const id = deliveryIds[0]!;
+    await claim('slow-worker');
+    await db().query(`UPDATE deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [
+      id,
+    ]);
+    const [rescued] = await claim('rescuer');
+    expect(rescued!.attempt).toBe(2);
+
+    const late = await recordResults(db(), 'slow-worker', [
+      result(id, 1, { outcome: 'dead', statusCode: 500 }),
+    ]);
+    expect(late).toEqual({ updated: 0, dead: 0 });
+    expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', lease_owner: 'rescuer' });
+    // The late attempt still happened, so it is in the history.
+    expect((await attemptRows(db(), id)).map((a) => a.attempt)).toEqual([1]);
+
+    expect(await recordResults(db(), 'rescuer', [result(id, 2)])).toEqual({ updated: 1, dead: 0 });
+    expect((await deliveryState(db(), id)).status).toBe('succeeded');
+  });
+
+  it('ignores a stale result for an earlier attempt of the same worker', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const id = deliveryIds[0]!;
+    await claim('w');
+    await db().query(`UPDATE deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [
+      id,
+    ]);
+    await claim('w'); // the same worker re-claims its own expired lease: attempt 2
+    expect(await recordResults(db(), 'w', [result(id, 1)])).toEqual({ updated: 0, dead: 0 });
+    expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', attempts: 2 });
+  });
+
+  it('leaves cancelled deliveries cancelled and skips deleted ones', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id, hook.id]);
+    const [cancelled, deleted] = deliveryIds as [string, string];
+    await claim('w');
+    await db().query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [cancelled]);
+    await db().query(`DELETE FROM deliveries WHERE id = $1`, [deleted]);
+    expect(await recordResults(db(), 'w', [result(cancelled, 1), result(deleted, 1)])).toEqual({
+      updated: 0,
+      dead: 0,
+    });
+    expect((await deliveryState(db(), cancelled)).status).toBe('cancelled');
+  });
+
+  it('replaces the DLQ entry of a delivery that dies again after a DLQ retry', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const id = deliveryIds[0]!;
+    await claim('w');
+    await recordResults(db(), 'w', [
+      result(id, 1, { outcome: 'dead', error: 'first death', statusCode: 500 }),
+    ]);
+    // A requeue that (wrongly or not) leaves the DLQ row behind must not break the next death.
+    await db().query(
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE id = $1`,
+      [id],
+    );
+    await claim('w');
+    const summary = await recordResults(db(), 'w', [
+      result(id, 1, { outcome: 'dead', error: 'second death', statusCode: 500 }),
+    ]);
+    expect(summary.dead).toBe(1);
+    const { rows } = await db().query('SELECT last_error FROM dead_letter_queue WHERE delivery_id = $1', [
+      id,
+    ]);
+    expect(rows).toEqual([{ last_error: 'second death' }]);
+  });
+
+  it('an empty batch costs nothing', async () => {
+    expect(await recordResults(db(), 'w', [])).toEqual({ updated: 0, dead: 0 });
+  });
+});
+
+describe('releaseClaims', () => {
+  it('gives back what this worker holds: pending, due now, attempt undone, lease cleared', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    await queueMany(db(), tenantId, hook.id, 5);
+    const mine = await claim('leaving', 3);
+    const theirs = await claim('staying', 10);
+    expect(theirs).toHaveLength(2);
+    expect(await releaseClaims(db(), 'leaving')).toBe(3);
+    for (const r of mine) {
+      const d = await deliveryState(db(), r.id);
+      expect(d).toMatchObject({ status: 'pending', attempts: 0, lease_owner: null, lease_expires_at: null });
+      expect(d.next_attempt_at.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+    }
+    for (const r of theirs) expect((await deliveryState(db(), r.id)).lease_owner).toBe('staying');
+    expect((await claim('next', 10)).map((r) => r.id).sort()).toEqual(mine.map((r) => r.id).sort());
+  });
+
+  it('can release only some ids', async () => {
+    const hook = await sqlWebhook(db(), tenantId);
+    await queueMany(db(), tenantId, hook.id, 3);
+    const rows = await claim('w');
+    expect(await releaseClaims(db(), 'w', [rows[0]!.id])).toBe(1);
+    expect((await deliveryState(db(), rows[1]!.id)).status).toBe('in_flight');
+  });
+});

@@ -1,0 +1,229 @@
+/**
+ * The engine's life cycle with engines started by hand against one database: NOTIFY wake-up (and its
+ * reconnect), two engines sharing a queue, lease rescue, and shutdown that finishes or releases
+ * in-flight work.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  startDeliveryEngine,
+  type DeliveryEngine,
+  type DeliveryEngineOptions,
+} from '../../src/delivery/engine.js';
+import { silentLogger } from '../../src/logger.js';
+import type { RetryPolicy } from '../../src/delivery/retry-policy.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
+import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { waitFor } from '../helpers/wait.js';
+
+const fast: RetryPolicy = { max_attempts: 3, initial_delay_ms: 100, max_delay_ms: 200 };
+
+let app: TestApp;
+let receiver: Receiver;
+let tenantId: string;
+const engines: DeliveryEngine[] = [];
+const db = () => app.db.pool;
+
+beforeAll(async () => {
+  receiver = await startReceiver();
+  app = await startTestApp({ POSTBOX_ROLE: 'api' });
+  tenantId = (await sqlTenant(db())).id;
+});
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop(0)));
+  await db().query(`UPDATE deliveries SET status = 'cancelled' WHERE status IN ('pending', 'in_flight')`);
+});
+afterAll(async () => {
+  await app.close();
+  await receiver.close();
+});
+
+async function engine(over: Partial<DeliveryEngineOptions> = {}): Promise<DeliveryEngine> {
+  const e = await startDeliveryEngine({
+    pool: db(),
+    databaseUrl: app.db.url,
+    secretBox: testSecretBox,
+    logger: silentLogger(),
+    concurrency: 20,
+    claimBatchSize: 10,
+    leaseSeconds: 5,
+    pollIntervalMs: 60_000, // tests here must not be rescued by the poll unless they say so
+    shutdownGraceMs: 1000,
+    ssrfAllowCidrs: ['127.0.0.0/8'],
+    ...over,
+  });
+  engines.push(e);
+  return e;
+}
+
+const webhook = (path: string) =>
+  sqlWebhook(db(), tenantId, { url: receiver.url(path), retryPolicy: fast, timeoutMs: 15_000 });
+
+async function allInState(ids: string[], status: string, timeoutMs = 10_000) {
+  return waitFor(
+    async () => {
+      const { rows } = await db().query(
+        `SELECT count(*)::int AS n FROM deliveries WHERE id = ANY($1) AND status = $2`,
+        [ids, status],
+      );
+      return rows[0].n === ids.length;
+    },
+    { timeoutMs, what: `${ids.length} deliveries ${status}` },
+  );
+}
+
+describe('wake-up', () => {
+  it('NOTIFY wakes an idle engine at once, long before the poll', async () => {
+    let claims = 0;
+    await engine({ hooks: { onClaim: () => void claims++ } });
+    await waitFor(() => claims > 0, { what: 'the start-up claim' }); // it would find the quiet event
+    const hook = await webhook('/notify');
+    // Without a notification nothing happens (the poll is a minute away)...
+    const quiet = await queueEvent(db(), tenantId, [hook.id], { notify: false });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.requestsTo('/notify')).toHaveLength(0);
+    // ...and one NOTIFY (as ingest sends on commit) delivers it within milliseconds.
+    const t0 = Date.now();
+    const loud = await queueEvent(db(), tenantId, [hook.id]);
+    const reqs = await receiver.waitForRequests(2, '/notify', 2000);
+    expect(Math.max(...reqs.map((r) => r.at)) - t0).toBeLessThan(500);
+    await allInState([...quiet.deliveryIds, ...loud.deliveryIds], 'succeeded');
+  });
+
+  it('the listener reconnects after its connection is killed', async () => {
+    await engine({});
+    const listenerPid = () =>
+      db()
+        .query(
+          `SELECT pid FROM pg_stat_activity
+            WHERE application_name = 'postbox-listener' AND datname = current_database()`,
+        )
+        .then((r) => r.rows[0]?.pid as number | undefined);
+    const before = await waitFor(listenerPid, { what: 'a listener connection' });
+    await db().query('SELECT pg_terminate_backend($1)', [before]);
+    await waitFor(
+      async () => {
+        const pid = await listenerPid();
+        return pid !== undefined && pid !== before;
+      },
+      { what: 'the listener to reconnect' },
+    );
+    const hook = await webhook('/reconnected');
+    const t0 = Date.now();
+    await queueEvent(db(), tenantId, [hook.id]);
+    const [req] = await receiver.waitForRequests(1, '/reconnected', 3000);
+    expect(req!.at - t0).toBeLessThan(1000);
+  });
+
+  it('the poll finds due work when nobody notifies', async () => {
+    await engine({ pollIntervalMs: 50 });
+    const hook = await webhook('/polled');
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id], { notify: false });
+    await allInState(deliveryIds, 'succeeded', 3000);
+  });
+});
+
+describe('leases', () => {
+  it('an abandoned in-flight delivery is delivered again once its lease expires', async () => {
+    await engine({ pollIntervalMs: 50 });
+    const hook = await webhook('/abandoned');
+    const { id: eventId } = await sqlEvent(db(), tenantId);
+    const id = await sqlDelivery(db(), {
+      tenantId,
+      eventId,
+      webhookId: hook.id,
+      status: 'in_flight',
+      attempts: 1,
+      leaseOwner: 'a-worker-that-died',
+      leaseExpiresAt: new Date(Date.now() + 700),
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.requestsTo('/abandoned')).toHaveLength(0); // still leased
+    const [req] = await receiver.waitForRequests(1, '/abandoned', 5000);
+    expect(req!.headers['webhook-id']).toBe(id);
+    expect(req!.headers['x-webhook-attempt']).toBe('2');
+    await allInState([id], 'succeeded');
+  });
+
+  it('two engines on one database never hold the same delivery at once', async () => {
+    const active = new Set<string>();
+    const overlaps: string[] = [];
+    receiver.on('/shared', (req) => {
+      const id = req.headers['webhook-id'] as string;
+      if (active.has(id)) overlaps.push(id);
+      active.add(id);
+      const delayMs = 2 + Math.floor(Math.random() * 10);
+      setTimeout(() => active.delete(id), delayMs);
+      return { delayMs };
+    });
+    const hook = await webhook('/shared');
+    const ids = await queueMany(db(), tenantId, hook.id, 400);
+    const byEngine = new Map<string, number>();
+    const count = (name: string) => () => void byEngine.set(name, (byEngine.get(name) ?? 0) + 1);
+    const [a, b] = await Promise.all([
+      engine({ concurrency: 16, claimBatchSize: 8, hooks: { onAttempt: count('a') } }),
+      engine({ concurrency: 16, claimBatchSize: 8, hooks: { onAttempt: count('b') } }),
+    ]);
+    a.wake();
+    b.wake();
+    await allInState(ids, 'succeeded', 20_000);
+    expect(overlaps).toEqual([]);
+    const received = receiver.requestsTo('/shared').map((r) => r.headers['webhook-id']);
+    expect(received).toHaveLength(400);
+    expect(new Set(received).size).toBe(400);
+    expect(byEngine.get('a')).toBeGreaterThan(0);
+    expect(byEngine.get('b')).toBeGreaterThan(0);
+  });
+});
+
+describe('shutdown', () => {
+  it('lets in-flight attempts finish within the grace and records them', async () => {
+    receiver.on('/finishing', { delayMs: 300 });
+    const e = await engine();
+    const hook = await webhook('/finishing');
+    const ids = await queueMany(db(), tenantId, hook.id, 5, true);
+    await receiver.waitForRequests(5, '/finishing');
+    const t0 = Date.now();
+    await e.stop(5000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    for (const id of ids) expect((await deliveryState(db(), id)).status).toBe('succeeded');
+  });
+
+  it('releases what did not finish in time: pending, attempt undone, nothing recorded', async () => {
+    receiver.on('/hanging', { delayMs: 20_000 });
+    const e = await engine();
+    const hook = await webhook('/hanging');
+    const ids = await queueMany(db(), tenantId, hook.id, 5, true);
+    await receiver.waitForRequests(5, '/hanging');
+    expect(e.inFlight).toBe(5);
+    const t0 = Date.now();
+    await e.stop(200);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(e.inFlight).toBe(0);
+    for (const id of ids) {
+      expect(await deliveryState(db(), id)).toMatchObject({
+        status: 'pending',
+        attempts: 0,
+        lease_owner: null,
+        lease_expires_at: null,
+      });
+      expect(await attemptRows(db(), id)).toEqual([]);
+    }
+    // The next engine picks them up at once, as first attempts.
+    receiver.on('/hanging', {});
+    await engine();
+    await allInState(ids, 'succeeded');
+    const retried = receiver.requestsTo('/hanging').slice(5);
+    expect(retried.map((r) => r.headers['x-webhook-attempt'])).toEqual(['1', '1', '1', '1', '1']);
+  });
+
+  it('stop() is idempotent and a stopped engine claims nothing', async () => {
+    const e = await engine({ pollIntervalMs: 20 });
+    await Promise.all([e.stop(), e.stop()]);
+    const hook = await webhook('/after-stop');
+    await queueEvent(db(), tenantId, [hook.id]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receiver.requestsTo('/after-stop')).toHaveLength(0);
+  });
+});

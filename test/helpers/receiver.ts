@@ -1,0 +1,158 @@
+/**
+ * A real webhook receiver for tests: an HTTP server on 127.0.0.1 that records every request and
+ * answers as told, per path and per request (status, delay, headers, body size, endless body,
+ * redirect, dropped connection).
+ *
+ *   const receiver = await startReceiver();
+ *   receiver.on('/flaky', (_req, n) => (n < 2 ? { status: 500 } : { status: 200 }));
+ *   const url = receiver.url('/flaky');
+ *   await receiver.waitForRequests(3, '/flaky');
+ */
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { waitFor } from './wait.js';
+
+export interface ReceivedRequest {
+  method: string;
+  /** Path with query string. */
+  path: string;
+  /** Lower-cased names, as node parses them. */
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** Date.now() when the body was complete. */
+  at: number;
+}
+
+export interface Behaviour {
+  /** Default 200. */
+  status?: number;
+  /** Answer only after this long (the connection stays open meanwhile). */
+  delayMs?: number;
+  headers?: Record<string, string>;
+  /** Response body (default empty). */
+  body?: string;
+  /** A body of this many bytes ('x' repeated) instead of `body`. */
+  bodyBytes?: number;
+  /** Stream a body that never ends, until the client goes away. */
+  endless?: boolean;
+  /** Answer 302 (or `status` when given) with this Location. */
+  redirectTo?: string;
+  /** Destroy the connection without answering. */
+  drop?: boolean;
+}
+
+/** `n`: 0-based count of earlier requests to the same path. */
+export type Responder = Behaviour | ((req: ReceivedRequest, n: number) => Behaviour);
+
+export interface Receiver {
+  /** http://127.0.0.1:<port> */
+  readonly origin: string;
+  /** The absolute URL of `path` on this receiver (default '/hook'). */
+  url(path?: string): string;
+  /** Every request received so far, in arrival order. */
+  readonly requests: ReceivedRequest[];
+  /** Requests received on `path` (path without query). */
+  requestsTo(path: string): ReceivedRequest[];
+  /** How `path` answers from now on; `on('*', ...)` sets the default for unconfigured paths. */
+  on(path: string, responder: Responder): void;
+  /** Waits until at least `count` requests arrived (on `path`, when given). */
+  waitForRequests(count: number, path?: string, timeoutMs?: number): Promise<ReceivedRequest[]>;
+  /** Bytes written by endless / large answers so far (to show a client stopped reading). */
+  readonly bytesSent: number;
+  close(): Promise<void>;
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, 'x');
+
+export async function startReceiver(): Promise<Receiver> {
+  const requests: ReceivedRequest[] = [];
+  const responders = new Map<string, Responder>();
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let bytesSent = 0;
+
+  const pathOf = (p: string) => p.split('?')[0]!;
+
+  function answer(res: ServerResponse, b: Behaviour): void {
+    if (b.drop) {
+      res.socket?.destroy();
+      return;
+    }
+    const headers = { ...b.headers };
+    if (b.redirectTo) headers.location = b.redirectTo;
+    const status = b.status ?? (b.redirectTo ? 302 : 200);
+    if (b.endless) {
+      res.writeHead(status, headers);
+      const pump = () => {
+        while (!res.destroyed && res.write(CHUNK)) bytesSent += CHUNK.length;
+        if (!res.destroyed) bytesSent += CHUNK.length;
+      };
+      res.on('drain', pump);
+      pump();
+      return;
+    }
+    const body = b.bodyBytes !== undefined ? Buffer.alloc(b.bodyBytes, 'x') : Buffer.from(b.body ?? '');
+    bytesSent += body.length;
+    res.writeHead(status, { ...headers, 'content-length': String(body.length) });
+    res.end(body);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const received: ReceivedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      };
+      const path = pathOf(received.path);
+      const n = requests.filter((r) => pathOf(r.path) === path).length;
+      requests.push(received);
+      const responder = responders.get(path) ?? responders.get('*') ?? {};
+      const behaviour = typeof responder === 'function' ? responder(received, n) : responder;
+      if (behaviour.delayMs) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          if (!res.destroyed) answer(res, behaviour);
+        }, behaviour.delayMs);
+        timers.add(timer);
+      } else answer(res, behaviour);
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+
+  const requestsTo = (path: string) => requests.filter((r) => pathOf(r.path) === path);
+
+  return {
+    origin,
+    url: (path = '/hook') => origin + path,
+    requests,
+    requestsTo,
+    on: (path, responder) => void responders.set(path, responder),
+    waitForRequests: (count, path, timeoutMs = 10_000) =>
+      waitFor(
+        () => {
+          const list = path ? requestsTo(path) : requests;
+          return list.length >= count ? list : undefined;
+        },
+        { timeoutMs, what: `${count} request(s)${path ? ' to ' + path : ''}` },
+      ),
+    get bytesSent() {
+      return bytesSent;
+    },
+    async close() {
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
