@@ -25,23 +25,34 @@ function limiterFor(ctx: { pool: pg.Pool; logger?: Logger }): EventRateLimiter {
 }
 
 /**
- * Takes n events (a batch counts as its number of events) from the tenant's current second, or throws
- * 429 rate_limited with Retry-After. Call it after the input is validated and before anything is stored.
+ * Takes the events of one request from their tenants' current second: one entry per event, so a batch
+ * counts as its number of events (an admin batch may span tenants; each is checked). If any tenant is
+ * over its limit, whatever was taken is given back and 429 rate_limited with Retry-After is thrown.
+ * Call it after the input is validated and before anything is stored. An idempotent replay counts:
+ * it is a request served.
  */
 export async function enforceEventQuota(
   ctx: { pool: pg.Pool; logger?: Logger },
-  tenantId: string,
-  n: number,
-): Promise<QuotaGrant> {
-  const decision = await limiterFor(ctx).consume(tenantId, n);
-  if (!decision.ok) throw AppError.rateLimited(decision.retryAfterSeconds, decision.message);
-  return decision.grant;
+  tenantIds: readonly string[],
+): Promise<QuotaGrant[]> {
+  const counts = new Map<string, number>();
+  for (const id of tenantIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const limiter = limiterFor(ctx);
+  const decisions = await Promise.all([...counts].map(([id, n]) => limiter.consume(id, n)));
+  const grants = decisions.flatMap((d) => (d.ok ? [d.grant] : []));
+  const refused = decisions.find((d) => !d.ok);
+  if (refused && !refused.ok) {
+    void releaseEventQuota(ctx, grants);
+    throw AppError.rateLimited(refused.retryAfterSeconds, refused.message);
+  }
+  return grants;
 }
 
-/** Gives back a grant whose ingest did not store the events (it failed, or was an idempotent replay). */
+/** Gives back grants whose events were not stored (the ingest failed). Never throws. */
 export async function releaseEventQuota(
   ctx: { pool: pg.Pool; logger?: Logger },
-  grant: QuotaGrant,
+  grants: readonly QuotaGrant[],
 ): Promise<void> {
-  if (grant.n > 0) await limiterFor(ctx).refund(grant);
+  const limiter = limiterFor(ctx);
+  await Promise.all(grants.filter((g) => g.n > 0).map((g) => limiter.refund(g)));
 }

@@ -39,7 +39,18 @@ export interface TestApp {
 }
 
 export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+  return startTestAppOn(await createTestDatabase(), env, true);
+}
+
+/**
+ * Another instance on an existing test database (e.g. `first.db`), as a second Postbox process
+ * sharing it would be. Its close() leaves the database to its owner.
+ */
+export async function startTestAppOn(
+  db: TestDatabase,
+  env: Record<string, string> = {},
+  ownsDatabase = false,
+): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'postbox-test-data-'));
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -93,7 +104,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await postbox.stop();
-      await db.drop();
+      if (ownsDatabase) await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -176,6 +176,14 @@ describe('EventRateLimiter', () => {
     }
   });
 
+  it('lets an unknown tenant through with nothing counted (the ingest answers 404)', async () => {
+    const id = newId();
+    expect(await new EventRateLimiter(db.pool).consume(id, 3)).toEqual({
+      ok: true,
+      grant: { tenantId: id, windowStart: 0, n: 0 },
+    });
+  });
+
   it('explains a batch that can never fit', async () => {
     const id = await tenant(5);
     const decision = await new EventRateLimiter(db.pool).consume(id, 50);

@@ -25,6 +25,7 @@ import {
   type IngestResult,
 } from '../../ingest/ingest.js';
 import { parseTraceparent } from '../../ingest/traceparent.js';
+import { enforceEventQuota, releaseEventQuota } from '../../quotas/enforce.js';
 import {
   getEvent,
   listEventDeliveries,
@@ -107,9 +108,15 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
   async function ingest(req: Request, events: EventInput[]): Promise<IngestResult[]> {
+    // The quota is taken before the write, in its own statement (why: src/quotas/enforce.ts).
+    const grants = await enforceEventQuota(
+      ctx,
+      events.map((e) => e.tenantId),
+    );
     try {
       return await ingestEvents(ctx.pool, events);
     } catch (err) {
+      void releaseEventQuota(ctx, grants);
       throw ingestFailure(err, ctx.logger, req.requestId);
     }
   }
