@@ -66,12 +66,13 @@ export function deliveryHeaders(
 
 /** Text of at most `EXCERPT_BYTES` UTF-8 bytes: no split characters, no NUL (text columns refuse it). */
 export function excerptOf(chunks: readonly Buffer[]): string {
-  const text = new StringDecoder('utf8').write(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES));
+  const head = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES);
+  // StringDecoder.write holds back a character cut at the end instead of emitting U+FFFD for it.
   // eslint-disable-next-line no-control-regex
-  let clean = text.replace(/\u0000/g, '');
-  // Invalid bytes decode to U+FFFD (3 bytes each), which can push the text past the cap.
-  while (Buffer.byteLength(clean) > EXCERPT_BYTES) clean = clean.slice(0, -1);
-  return clean;
+  const text = new StringDecoder('utf8').write(head).replace(/\u0000/g, '');
+  // Invalid bytes decode to U+FFFD (3 bytes each), which can push the text past the cap: cut again.
+  if (Buffer.byteLength(text) <= EXCERPT_BYTES) return text;
+  return new StringDecoder('utf8').write(Buffer.from(text).subarray(0, EXCERPT_BYTES));
 }
 
 function describeError(err: unknown, timeoutMs: number): string {
