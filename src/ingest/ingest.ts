@@ -15,6 +15,7 @@ import {
   type IngestRow,
 } from '../queries/events.js';
 import { patternsForType } from './event-types.js';
+import { deliveryWakeupFor } from './wakeup.js';
 
 /** One validated event. */
 export interface EventInput {
@@ -43,6 +44,7 @@ const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}\u0000${
 /**
  * Stores events and queues a delivery for every matching webhook; answers in input order. A repeated
  * idempotency key (already stored, or earlier in `events`) gets the first event's answer.
+ * `db` is the pool: each statement commits on its own, and the workers' wake-up follows the commit.
  * Throws database errors as they are; `ingestFailure` maps them for the API.
  */
 export async function ingestEvents(db: Queryable, events: readonly EventInput[]): Promise<IngestResult[]> {
@@ -76,8 +78,9 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
   // Usually one pass. Rows left over are keys another transaction had used; they are answered from the
   // stored event. Only if that event vanished in between (retention) is the row tried again.
   for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
-    for (const row of await insertEventsWithDeliveries(db, pending))
-      results[row.ord] = answer(row.eventId, row.deliveryIds, true);
+    const inserted = await insertEventsWithDeliveries(db, pending);
+    for (const row of inserted) results[row.ord] = answer(row.eventId, row.deliveryIds, true);
+    if (inserted.some((row) => row.deliveryIds.length > 0)) deliveryWakeupFor(db).request();
     const repeats = pending.filter((r) => results[r.ord] === undefined && r.idempotencyKey !== null);
     const hits = await findIngestedByIdempotencyKey(
       db,

@@ -2,11 +2,10 @@
  * SQL for events: the ingest statement (the transactional outbox) and the reads.
  *
  * Ingest is ONE statement for any number of events: insert the events, match webhooks, insert one
- * pending delivery per match, notify the workers. A single statement is its own transaction, so an
+ * pending delivery per match. A single statement is its own transaction, so an
  * event is never stored without its deliveries (or the reverse), and a request costs one round trip.
  */
 import type { Queryable } from '../db/pool.js';
-import { DELIVERIES_CHANNEL } from './notify.js';
 
 /** One event to store, already validated; `payload` is its JSON text. */
 export interface IngestRow {
@@ -53,7 +52,7 @@ const UUIDV7_SQL = `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) 
  * findIngestedByIdempotencyKey in a later statement (this one cannot see the other's commit).
  *
  * A JSON null payload arrives from json_to_recordset as SQL NULL; COALESCE puts the JSON null back.
- * pg_notify runs only when something was queued, and is delivered on commit.
+ * There is deliberately no pg_notify here: see src/ingest/wakeup.ts for why and what wakes workers.
  */
 export const INGEST_EVENTS_SQL = `
 WITH input AS MATERIALIZED (
@@ -83,13 +82,9 @@ queued AS (
     JOIN input i ON i.id = e.id
     JOIN candidates c ON c.tenant_id = i.tenant_id AND c.event_types && i.patterns
   RETURNING id, event_id
-),
-notified AS (
-  SELECT pg_notify('${DELIVERIES_CHANNEL}', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
 )
 SELECT i.ord, i.id AS "eventId",
-       COALESCE(array_agg(q.id ORDER BY q.id) FILTER (WHERE q.id IS NOT NULL), '{}') AS "deliveryIds",
-       (SELECT count(*) FROM notified) AS notified
+       COALESCE(array_agg(q.id ORDER BY q.id) FILTER (WHERE q.id IS NOT NULL), '{}') AS "deliveryIds"
   FROM inserted e
   JOIN input i ON i.id = e.id
   LEFT JOIN queued q ON q.event_id = e.id

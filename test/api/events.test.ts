@@ -6,6 +6,7 @@ import { DELIVERIES_CHANNEL } from '../../src/queries/notify.js';
 import { INGEST_EVENTS_SQL, ingestParams } from '../../src/queries/events.js';
 import { patternsForType } from '../../src/ingest/event-types.js';
 import { newId } from '../../src/ids.js';
+import { DeliveryWakeup } from '../../src/ingest/wakeup.js';
 
 type Tenant = { id: string; apiKey: string };
 let app: TestApp;
@@ -604,6 +605,27 @@ describe('GET /events', () => {
   it('answers 400 for an id that is not a UUID and 404 for an unknown one', async () => {
     expect((await app.request('GET', '/events/42', { key: tenant.apiKey })).status).toBe(400);
     expect((await app.request('GET', `/events/${MISSING}`, { key: tenant.apiKey })).status).toBe(404);
+  });
+});
+
+describe('worker wake-ups', () => {
+  it('sends one wake-up for requests made while another is being sent', async () => {
+    const listener = new pg.Client({ connectionString: app.db.url });
+    await listener.connect();
+    const notes: string[] = [];
+    listener.on('notification', (n) => notes.push(n.channel));
+    await listener.query(`LISTEN ${DELIVERIES_CHANNEL}; LISTEN test_marker`);
+    try {
+      const wakeup = new DeliveryWakeup(app.db.pool);
+      for (let i = 0; i < 50; i++) wakeup.request();
+      await wakeup.settled();
+      // Notifications arrive in commit order: once the marker is here, every wake-up is too.
+      await app.db.pool.query(`SELECT pg_notify('test_marker', '')`);
+      await waitFor(() => notes.includes('test_marker'), { what: 'the marker notification' });
+      expect(notes.filter((c) => c === DELIVERIES_CHANNEL)).toHaveLength(2);
+    } finally {
+      await listener.end();
+    }
   });
 });
 
