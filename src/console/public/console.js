@@ -16,10 +16,18 @@ const enc = encodeURIComponent;
 const deliveryLink = (id) => link(`#/deliveries/${enc(id)}`, shortId(id));
 const tenantColumn = () =>
   session?.kind === 'admin' ? [{ title: 'Tenant', cell: (r) => el('code', {}, shortId(r.tenant_id)) }] : [];
-const lastResult = (code, error) => [
-  code ? el('code', {}, String(code)) : null,
-  error ? el('span', { class: 'error-text' }, ` ${error}`) : null,
+// last_error is the error of the most recent *failed* attempt; it stays after a later success, so
+// it is shown beside the last status code only while the delivery has not succeeded.
+const lastResult = (d) => [
+  d.last_status_code ? el('code', {}, String(d.last_status_code)) : null,
+  d.last_error && d.status !== 'succeeded' ? el('span', { class: 'error-text' }, ` ${d.last_error}`) : null,
 ];
+/** Webhook id -> a readable name (description, else URL), for the tables that list ids. */
+async function webhookNames() {
+  const { data } = await api('GET', 'console/api/webhook-health?limit=500');
+  const names = new Map(data.map((w) => [w.id, w.description || w.url]));
+  return { webhooks: data, nameOf: (id) => names.get(id) ?? shortId(id) };
+}
 
 /** A button that runs an API action, disabled while it runs; errors go to the status line. */
 function actionButton(label, props, action) {
@@ -148,17 +156,16 @@ function deliveryFilterForm(params, webhooks) {
 }
 
 async function deliveriesPage(params) {
-  const webhooks = (await api('GET', 'console/api/webhook-health?limit=500')).data;
-  const names = new Map(webhooks.map((w) => [w.id, w.description || w.url]));
+  const { webhooks, nameOf } = await webhookNames();
   const filter = Object.fromEntries(['webhook_id', 'status', 'from', 'to'].map((k) => [k, params.get(k)]));
   const columns = [
     ...tenantColumn(),
     { title: 'Delivery', cell: (d) => deliveryLink(d.id) },
     { title: 'Event type', cell: (d) => d.event_type },
-    { title: 'Webhook', cell: (d) => names.get(d.webhook_id) ?? shortId(d.webhook_id) },
+    { title: 'Webhook', cell: (d) => nameOf(d.webhook_id) },
     { title: 'Status', cell: (d) => badge(d.status) },
     { title: 'Attempts', cell: (d) => String(d.attempt_count ?? d.attempts) },
-    { title: 'Last result', cell: (d) => lastResult(d.last_status_code, d.last_error) },
+    { title: 'Last result', cell: lastResult },
     { title: 'Created', cell: (d) => time(d.created_at) },
   ];
   const list = pagedTable(
@@ -207,7 +214,8 @@ async function deliveryPage(id) {
       session?.kind === 'admin' ? field('Tenant', el('code', {}, d.tenant_id)) : [],
       field('Attempts (this cycle)', String(d.attempt_count ?? attempts.length)),
       field('Next attempt', d.status === 'pending' ? time(d.next_attempt_at) : '—'),
-      field('Last result', lastResult(d.last_status_code, d.last_error)),
+      field('Last status code', d.last_status_code ? el('code', {}, String(d.last_status_code)) : '—'),
+      field('Last failed attempt', el('span', { class: 'error-text' }, d.last_error ?? '—')),
       field('Created', time(d.created_at)),
       field('Completed', time(d.completed_at)),
     ]),
@@ -223,6 +231,7 @@ async function deliveryPage(id) {
 
 async function dlqPage(params) {
   const webhookId = params.get('webhook_id') ?? undefined;
+  const { nameOf } = await webhookNames();
   const retry = (r) =>
     actionButton('Retry', { class: 'retry', 'data-delivery': r.delivery_id }, async (button) => {
       await api('POST', `dlq/${enc(r.delivery_id)}/retry`);
@@ -232,7 +241,7 @@ async function dlqPage(params) {
     ...tenantColumn(),
     { title: 'Delivery', cell: (r) => deliveryLink(r.delivery_id) },
     { title: 'Event type', cell: (r) => r.event_type },
-    { title: 'Webhook', cell: (r) => el('code', {}, shortId(r.webhook_id)) },
+    { title: 'Webhook', cell: (r) => nameOf(r.webhook_id) },
     { title: 'Attempts', cell: (r) => String(r.attempts) },
     { title: 'Last error', cell: (r) => el('span', { class: 'error-text' }, r.last_error ?? '') },
     { title: 'Dead since', cell: (r) => time(r.dead_at) },
@@ -257,7 +266,7 @@ async function dlqPage(params) {
     },
   );
   const scope = webhookId
-    ? ['Webhook ', el('code', {}, webhookId), ' · ', link('#/dlq', 'all webhooks')]
+    ? ['Webhook ', nameOf(webhookId), ' · ', link('#/dlq', 'all webhooks')]
     : 'All webhooks';
   return [el('h2', {}, 'Dead-letter queue'), el('p', {}, scope), el('p', {}, bulk), list.node];
 }
