@@ -11,6 +11,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js'
 import { runMigrations } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from '../delivery/engine.js';
+import { startMaintenance } from '../maintenance/scheduler.js';
 import { hashApiKey } from '../security/api-keys.js';
 import { SecretBox } from '../security/secret-box.js';
 import { loadAdminKey, loadSecretsKey } from './keys.js';
@@ -44,6 +45,18 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
       ? undefined
       : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key) });
 
+  // Scheduled maintenance (retention) runs wherever workers run; pg-boss picks one process per tick.
+  const maintenance =
+    config.POSTBOX_ROLE === 'api'
+      ? undefined
+      : await startMaintenance({
+          databaseUrl,
+          pool,
+          logger,
+          retentionDays: config.RETENTION_DAYS,
+          retentionCron: config.RETENTION_CRON,
+        });
+
   const engine =
     config.POSTBOX_ROLE === 'api'
       ? undefined
@@ -55,8 +68,9 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     pool,
     databaseUrl,
     async stop() {
-      // The engine first: it still writes results and releases claims through the pool.
-      await engine?.stop();
+      // The engine and maintenance before the pool: both still write through it. Side by side, so
+      // the process stays within one grace period.
+      await Promise.all([engine?.stop(), maintenance?.stop(config.SHUTDOWN_GRACE_MS)]);
       await pool.end();
       await embedded?.stop();
     },
