@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  check,
   customType,
   index,
   integer,
@@ -232,4 +233,18 @@ export const rateWindows = pgTable(
     count: integer('count').notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.windowStart] })],
+);
+
+/**
+ * One row: a known text sealed with the secrets key on first start. Start-up opens it to tell a wrong
+ * or lost SECRETS_KEY at once, instead of at the first delivery.
+ */
+export const secretsKeyCheck = pgTable(
+  'secrets_key_check',
+  {
+    id: boolean('id').primaryKey().default(true),
+    sealed: bytea('sealed').notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [check('secrets_key_check_one_row', sql`${t.id}`)],
 );

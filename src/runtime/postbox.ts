@@ -15,6 +15,7 @@ import { startMaintenance } from '../maintenance/scheduler.js';
 import { hashApiKey } from '../security/api-keys.js';
 import { SecretBox } from '../security/secret-box.js';
 import { loadAdminKey, loadSecretsKey } from './keys.js';
+import { verifySecretsKey } from './secrets-key-check.js';
 
 export interface Postbox {
   app?: express.Express;
@@ -39,6 +40,13 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
   }
   await runMigrations(databaseUrl);
   const pool = createPool(databaseUrl, config.DB_POOL_SIZE);
+  try {
+    await verifySecretsKey(pool, secretBox);
+  } catch (err) {
+    await pool.end();
+    await embedded?.stop();
+    throw err;
+  }
 
   const app =
     config.POSTBOX_ROLE === 'worker'
