@@ -6,6 +6,8 @@ import { errorHandler } from './api/middleware/errors.js';
 import { requestLog } from './api/middleware/request-log.js';
 import { AppError } from './errors.js';
 import { healthRouter } from './api/routes/health.js';
+import { metricsRouter } from './api/routes/metrics.js';
+import { httpMetrics } from './observability/http-metrics.js';
 import { tenantsRouter } from './api/routes/tenants.js';
 import { webhooksRouter } from './api/routes/webhooks.js';
 import { eventsRouter } from './api/routes/events.js';
@@ -23,7 +25,9 @@ export function createApp(ctx: ApiContext): express.Express {
   app.set('trust proxy', 1);
 
   app.use(requestLog(ctx.logger));
+  app.use(httpMetrics(ctx.metrics));
   app.use(healthRouter(ctx));
+  app.use(metricsRouter(ctx));
 
   // Each authenticated route runs `guard` first: the key is checked before the body is parsed, and
   // unknown routes still answer 404 rather than 401.

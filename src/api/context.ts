@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { SecretBox } from '../security/secret-box.js';
 
 export interface ApiContext {
@@ -10,6 +11,8 @@ export interface ApiContext {
   logger: Logger;
   secretBox: SecretBox;
   adminKeyHash: Buffer;
+  /** This instance's Prometheus registry and recording functions. */
+  metrics: Metrics;
 }
 
 /** Who is calling: the operator (every tenant) or one tenant. */

@@ -12,6 +12,8 @@ import { runMigrations } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from '../delivery/engine.js';
 import { startMaintenance } from '../maintenance/scheduler.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { deliveryMetricsHooks } from '../observability/delivery-hooks.js';
 import { hashApiKey } from '../security/api-keys.js';
 import { SecretBox } from '../security/secret-box.js';
 import { loadAdminKey, loadSecretsKey } from './keys.js';
@@ -23,6 +25,8 @@ export interface Postbox {
   databaseUrl: string;
   /** The delivery engine; absent when POSTBOX_ROLE=api. */
   engine?: DeliveryEngine;
+  /** Prometheus registry and recording functions of this instance (served at GET /metrics). */
+  metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -47,11 +51,12 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     await embedded?.stop();
     throw err;
   }
+  const metrics = createMetrics({ pool });
 
   const app =
     config.POSTBOX_ROLE === 'worker'
       ? undefined
-      : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key) });
+      : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key), metrics });
 
   // Scheduled maintenance (retention) runs wherever workers run; pg-boss picks one process per tick.
   const maintenance =
@@ -68,13 +73,17 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
   const engine =
     config.POSTBOX_ROLE === 'api'
       ? undefined
-      : await startDeliveryEngine(deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }));
+      : await startDeliveryEngine({
+          ...deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }),
+          hooks: deliveryMetricsHooks(metrics),
+        });
 
   return {
     ...(app ? { app } : {}),
     ...(engine ? { engine } : {}),
     pool,
     databaseUrl,
+    metrics,
     async stop() {
       // The engine and maintenance before the pool: both still write through it. Side by side, so
       // the process stays within one grace period.

@@ -114,7 +114,9 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       events.map((e) => e.tenantId),
     );
     try {
-      return await ingestEvents(ctx.pool, events);
+      const results = await ingestEvents(ctx.pool, events);
+      ctx.metrics.eventsIngested(results.filter((r) => r.created).length);
+      return results;
     } catch (err) {
       void releaseEventQuota(ctx, grants);
       throw ingestFailure(err, ctx.logger, req.requestId);

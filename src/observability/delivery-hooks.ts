@@ -1,0 +1,25 @@
+/** The delivery engine's observer hooks (DeliveryEngineHooks) feeding the metrics. */
+import type { DeliveryEngineHooks } from '../delivery/engine.js';
+import type { Outcome } from '../queries/deliveries.js';
+import type { DeliveryOutcome, Metrics } from './metrics.js';
+
+const OUTCOME: Record<Outcome, DeliveryOutcome> = {
+  succeeded: 'succeeded',
+  retry: 'failed_attempt',
+  dead: 'dead',
+};
+
+export function deliveryMetricsHooks(metrics: Metrics): DeliveryEngineHooks {
+  return {
+    onClaim: (claimed, durationMs) => metrics.claimed(claimed, durationMs),
+    onAttempt: (delivery, result) => {
+      // Lag ends when the receiver answered: the attempt's start plus its duration.
+      const answeredAt = result.startedAt.getTime() + result.durationMs;
+      metrics.deliveryOutcome(
+        OUTCOME[result.outcome],
+        result.durationMs,
+        answeredAt - delivery.receivedAt.getTime(),
+      );
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The queue gauges' data: read from PostgreSQL on scrape, at most once per `ttlMs` however many
+ * gauges (or scrapers) ask, and never holding a scrape longer than `maxWaitMs`: a slow or absent
+ * database makes /metrics serve the last values (and postbox_queue_stats_up 0), not hang.
+ */
+import type pg from 'pg';
+import { withTransaction } from '../db/pool.js';
+import { readQueueStats, setLocalStatementTimeout, type RawQueueStats } from '../queries/metrics.js';
+
+export interface QueueStats {
+  due: number;
+  scheduled: number;
+  inFlight: number;
+  leasesExpired: number;
+  deadLetters: number;
+  oldestDueSeconds: number;
+}
+
+export interface QueueStatsOptions {
+  pool: pg.Pool;
+  /** Reuse a reading this long (default 5 s): scrapes are cheap, and several gauges share one read. */
+  ttlMs?: number;
+  /** Counts stop at this many rows, then the planner's estimate takes over (default 10,000). */
+  cap?: number;
+  /** statement_timeout of the read (default 2 s). */
+  statementTimeoutMs?: number;
+  /** A scrape waits at most this long for a fresh reading, then serves the last one (default 2.5 s). */
+  maxWaitMs?: number;
+}
+
+export const QUEUE_STATS_DEFAULTS = Object.freeze({
+  ttlMs: 5_000,
+  cap: 10_000,
+  statementTimeoutMs: 2_000,
+  maxWaitMs: 2_500,
+});
+
+/**
+ * Exact counts below the cap; at the cap, the planner's estimate (never less than the cap). Pending
+ * rows are one index (deliveries_due_idx), so its estimate covers due + scheduled together: when one
+ * of them is capped it gets the estimate minus the other; when both are, the split is unknown and
+ * `due` takes the remainder (the number alerts look at errs high, not low). Pure.
+ */
+export function resolveQueueStats(raw: RawQueueStats, cap: number): QueueStats {
+  const capped = (n: number) => n >= cap;
+  let { due, scheduled } = raw;
+  if (capped(due) || capped(scheduled)) {
+    const pending = Math.max(Math.round(raw.pendingEstimate), due + scheduled);
+    if (capped(due) && !capped(scheduled)) due = Math.max(cap, pending - scheduled);
+    else if (capped(scheduled) && !capped(due)) scheduled = Math.max(cap, pending - due);
+    else due = Math.max(cap, pending - scheduled);
+  }
+  return {
+    due,
+    scheduled,
+    inFlight: capped(raw.inFlight) ? Math.max(cap, Math.round(raw.inFlightEstimate)) : raw.inFlight,
+    // No index of its own to estimate from: a lower bound is all an alert needs.
+    leasesExpired: raw.leasesExpired,
+    deadLetters: capped(raw.deadLetters)
+      ? Math.max(cap, Math.round(raw.deadLettersEstimate))
+      : raw.deadLetters,
+    oldestDueSeconds: Math.max(0, raw.oldestDueSeconds),
+  };
+}
+
+export class QueueStatsReader {
+  private last: QueueStats | undefined;
+  private readAt = 0;
+  private ok = false;
+  private reading: Promise<void> | undefined;
+  private readonly o: Required<QueueStatsOptions>;
+
+  constructor(options: QueueStatsOptions) {
+    this.o = { ...QUEUE_STATS_DEFAULTS, ...options };
+  }
+
+  /** Whether the latest read succeeded and is recent (false before the first, and while a read hangs). */
+  get healthy(): boolean {
+    return this.ok && Date.now() - this.readAt <= this.o.ttlMs + this.o.maxWaitMs;
+  }
+
+  /** The latest values (fresh within ttlMs when the database answers in time), or undefined before any. */
+  async get(): Promise<QueueStats | undefined> {
+    if (this.last && Date.now() - this.readAt < this.o.ttlMs) return this.last;
+    // One read at a time: concurrent gauges and scrapers share it.
+    this.reading ??= this.read().finally(() => (this.reading = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.reading, new Promise((r) => (timer = setTimeout(r, this.o.maxWaitMs)))]);
+    clearTimeout(timer);
+    return this.last;
+  }
+
+  private async read(): Promise<void> {
+    try {
+      const raw = await withTransaction(this.o.pool, async (client) => {
+        await setLocalStatementTimeout(client, this.o.statementTimeoutMs);
+        return readQueueStats(client, this.o.cap);
+      });
+      this.last = resolveQueueStats(raw, this.o.cap);
+      this.ok = true;
+    } catch {
+      // Served stale (or absent) with postbox_queue_stats_up 0; the database's own errors are logged
+      // by whatever else uses it.
+      this.ok = false;
+    }
+    // A failure also waits a ttl before the next try (once there are values to serve meanwhile), so
+    // a scrape storm cannot hammer a sick database.
+    this.readAt = Date.now();
+  }
+}
