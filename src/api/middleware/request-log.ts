@@ -1,7 +1,8 @@
-/** One JSON log line per request: request id, route, status, duration. */
+/** One JSON log line per request: request id (and W3C trace id, if one came), route, status, duration. */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../logger.js';
+import { traceFields } from '../../observability/log-context.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -15,6 +16,8 @@ export function requestLog(logger: Logger) {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       logger.info('request', {
         request_id: req.requestId,
+        // undefined (left out of the JSON) unless a valid traceparent came
+        trace_id: traceFields(req.headers.traceparent).trace_id,
         method: req.method,
         route: routeOf(req),
         status: res.statusCode,

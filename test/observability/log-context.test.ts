@@ -1,0 +1,160 @@
+/**
+ * Ids on log lines: the request log of a real instance carries request_id (and trace_id when a valid
+ * traceparent came), and the child-logger helper puts delivery/event/webhook/tenant/trace ids on
+ * every line.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import winston from 'winston';
+import { loadConfig } from '../../src/config.js';
+import type { Logger } from '../../src/logger.js';
+import {
+  childLogger,
+  deliveryLogFields,
+  logFields,
+  traceFields,
+} from '../../src/observability/log-context.js';
+import { startPostbox, type Postbox } from '../../src/runtime/postbox.js';
+import { ADMIN_KEY, SECRETS_KEY } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+/** A winston logger in the production format whose JSON lines land in `lines`. */
+function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = winston.createLogger({
+    level: 'info',
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { service: 'postbox' },
+    transports: [new winston.transports.Stream({ stream })],
+  });
+  return { logger, lines };
+}
+
+describe('logFields and childLogger', () => {
+  it('keeps the ids given, leaves out absent ones, and splits a valid traceparent', () => {
+    expect(
+      logFields({
+        delivery_id: 'd1',
+        event_id: undefined,
+        webhook_id: null,
+        tenant_id: 't1',
+        traceparent: TRACEPARENT,
+      }),
+    ).toEqual({
+      delivery_id: 'd1',
+      tenant_id: 't1',
+      traceparent: TRACEPARENT,
+      trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      span_id: '00f067aa0ba902b7',
+    });
+  });
+
+  it('leaves out a traceparent that is not valid rather than logging what a client sent', () => {
+    expect(traceFields('00-not-a-trace\n{"injected":true}')).toEqual({});
+    expect(traceFields('00-00000000000000000000000000000000-00f067aa0ba902b7-01')).toEqual({});
+    expect(traceFields(['a', 'b'])).toEqual({});
+    expect(logFields({ request_id: 'r', traceparent: 'garbage' })).toEqual({ request_id: 'r' });
+  });
+
+  it('deliveryLogFields names a claimed delivery by its ids', () => {
+    expect(
+      deliveryLogFields({ id: 'd', eventId: 'e', webhookId: 'w', tenantId: 't', traceparent: null }),
+    ).toEqual({ delivery_id: 'd', event_id: 'e', webhook_id: 'w', tenant_id: 't' });
+  });
+
+  it('a child logger puts the ids on every line', () => {
+    const { logger, lines } = captureLogger();
+    const child = childLogger(logger, { delivery_id: 'd9', webhook_id: 'w9', traceparent: TRACEPARENT });
+    child.info('delivery attempt', { attempt: 2 });
+    child.warn('something else');
+    expect(lines).toHaveLength(2);
+    for (const line of lines)
+      expect(line).toMatchObject({
+        delivery_id: 'd9',
+        webhook_id: 'w9',
+        trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      });
+    expect(lines[0]).toMatchObject({ message: 'delivery attempt', attempt: 2 });
+  });
+});
+
+describe('the request log of a real instance', () => {
+  let db: TestDatabase;
+  let postbox: Postbox;
+  let server: Server;
+  let baseUrl: string;
+  let lines: Record<string, unknown>[];
+  const dataDir = mkdtempSync(join(tmpdir(), 'postbox-log-test-'));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const capture = captureLogger();
+    lines = capture.lines;
+    const config = loadConfig({
+      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      ADMIN_API_KEY: ADMIN_KEY,
+      SECRETS_KEY,
+      POSTBOX_ROLE: 'api',
+    });
+    postbox = await startPostbox(config, capture.logger);
+    server = createServer(postbox.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await postbox.stop();
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const requestLines = () => lines.filter((l) => l.message === 'request');
+
+  it('carries the request id it answered with, the route pattern and no path ids', async () => {
+    const res = await fetch(`${baseUrl}/tenants/0190b6a4-3f1e-7c3a-9d2e-000000000000`, {
+      headers: { authorization: `Bearer ${ADMIN_KEY}` },
+    });
+    expect(res.status).toBe(404);
+    const requestId = res.headers.get('x-request-id');
+    expect(requestId).toBeTruthy();
+    const line = requestLines().find((l) => l.request_id === requestId);
+    expect(line).toMatchObject({ route: '/tenants/:id', method: 'GET', status: 404 });
+    expect(JSON.stringify(line)).not.toContain('0190b6a4-3f1e-7c3a-9d2e-000000000000');
+    expect(line).not.toHaveProperty('trace_id');
+  });
+
+  it('keeps a well-formed X-Request-Id from the caller and adds trace_id from a valid traceparent', async () => {
+    const res = await fetch(`${baseUrl}/health`, {
+      headers: { 'x-request-id': 'caller-chosen.id:1', traceparent: TRACEPARENT },
+    });
+    expect(res.headers.get('x-request-id')).toBe('caller-chosen.id:1');
+    expect(requestLines().find((l) => l.request_id === 'caller-chosen.id:1')).toMatchObject({
+      route: '/health',
+      status: 200,
+      trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+    });
+  });
+
+  it('replaces a malformed X-Request-Id instead of logging it', async () => {
+    const res = await fetch(`${baseUrl}/health`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    const requestId = res.headers.get('x-request-id')!;
+    expect(requestId).not.toBe('bad id with spaces');
+    expect(requestLines().find((l) => l.request_id === requestId)).toBeDefined();
+    expect(JSON.stringify(lines)).not.toContain('bad id with spaces');
+  });
+});
