@@ -3,8 +3,9 @@
  * hands each to the executor. It claims when woken (NOTIFY), on the poll timer (future retries, lost
  * notifications, expired leases), and right after a full batch (there is probably more).
  *
- * Slots: a delivery holds one from its claim until its result is written (the recorder reports that),
- * so a slow database slows claiming instead of piling results up in memory.
+ * Slots: a delivery holds one from its claim until its attempt ends; results waiting to be written
+ * beyond one batch per slot hold slots too (heldElsewhere), so a slow database slows claiming instead
+ * of piling results up in memory, without putting every flush on every delivery's critical path.
  *
  * Seam (per-webhook fairness): claims are oldest-due-first across all webhooks; webhooks.max_concurrency
  * is not enforced. A fairness layer belongs between claimDue and dispatch, or inside claimDue.
@@ -56,11 +57,6 @@ export class Claimer {
   /** Deliveries being sent right now. */
   get inFlight(): number {
     return this.running.size;
-  }
-
-  /** Ids of the deliveries being sent right now. */
-  get inFlightIds(): string[] {
-    return [...this.running.keys()];
   }
 
   start(): void {

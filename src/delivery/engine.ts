@@ -149,7 +149,8 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollIntervalMs,
     execute,
-    heldElsewhere: () => recorder.pending,
+    // Up to `concurrency` unwritten results are free; beyond that they hold claim slots (backpressure).
+    heldElsewhere: () => Math.max(0, recorder.pending - o.concurrency),
     onClaim: hooks.onClaim,
   });
 

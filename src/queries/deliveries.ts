@@ -170,7 +170,10 @@ export async function recordResults(
               lease_expires_at = NULL,
               updated_at = now()
          FROM r
-        WHERE d.id = r.id AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
+        -- id = ANY repeats the join so the planner looks rows up by primary key instead of walking
+        -- every in-flight row of every worker through deliveries_lease_idx.
+        WHERE d.id = ANY($2::uuid[]) AND d.id = r.id
+          AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
         RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error
      ), dead AS (
        -- A delivery retried out of the DLQ and dead again replaces its old entry.
