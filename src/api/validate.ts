@@ -25,11 +25,25 @@ export const Uuid = v.pipe(v.string(), v.uuid('must be a UUID'));
 
 export const IdParams = v.object({ id: Uuid });
 
-/** ISO 8601 date-time, parsed to a Date. */
+/** A real calendar date: JavaScript would read 2026-02-30 as March 2nd. */
+function isRealDate(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(y, mo - 1, d));
+  return date.getUTCMonth() === mo - 1 && date.getUTCDate() === d;
+}
+
+/** ISO 8601 date-time with a time zone, a real calendar date between 1970 and 9999, as a Date. */
 export const IsoDate = v.pipe(
-  v.string(),
+  v.string('must be a string'),
   v.isoTimestamp('must be an ISO 8601 timestamp with a time zone, e.g. 2026-01-01T00:00:00Z'),
+  v.check(isRealDate, 'is not a real calendar date'),
   v.transform((s) => new Date(s)),
+  v.check((d: Date) => {
+    const year = d.getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, 'must be between 1970 and 9999'),
 );
 
 /** Query strings: express may give arrays for repeated keys; we accept one value per key. */
