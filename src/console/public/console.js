@@ -24,7 +24,7 @@ const lastResult = (d) => [
 ];
 /** Webhook id -> a readable name (description, else URL), for the tables that list ids. */
 async function webhookNames() {
-  const { data } = await api('GET', 'console/api/webhook-health?limit=500');
+  const { data } = await api('GET', 'webhooks?limit=500');
   const names = new Map(data.map((w) => [w.id, w.description || w.url]));
   return { webhooks: data, nameOf: (id) => names.get(id) ?? shortId(id) };
 }
