@@ -12,7 +12,8 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
-import { claimDue, type ClaimedDelivery } from '../queries/deliveries.js';
+import { claimDue, type ClaimedDelivery, type DeadLettered } from '../queries/deliveries.js';
+import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 
 export interface ClaimerOptions {
   pool: pg.Pool;
@@ -33,6 +34,8 @@ export interface ClaimerOptions {
   heldElsewhere: () => number;
   /** Called after each claim (metrics). */
   onClaim?: (claimed: number, durationMs: number) => void;
+  /** Rescued deliveries the claim dead-lettered because their lost attempts used up the policy. */
+  onDeadLettered?: (deliveries: DeadLettered[]) => void;
 }
 
 /** Small claims (few free slots) are spaced at least this far apart, so a busy worker claims in batches. */
@@ -131,19 +134,23 @@ export class Claimer {
     this.wanted = false;
     this.lastClaimAt = Date.now();
     let rows: ClaimedDelivery[];
+    let dead: DeadLettered[];
     try {
-      rows = await claimDue(this.o.pool, {
+      ({ deliveries: rows, deadLettered: dead } = await claimDue(this.o.pool, {
         workerId: this.o.workerId,
         limit,
         leaseSeconds: this.o.leaseSeconds,
-      });
+        defaultMaxAttempts: DEFAULT_RETRY_POLICY.max_attempts,
+      }));
     } catch (err) {
       // The next poll tries again; no tight loop against a database that is down.
       this.o.logger.error('claiming deliveries failed', { error: (err as Error).message });
       return;
     }
     this.o.onClaim?.(rows.length, Date.now() - this.lastClaimAt);
-    if (rows.length === limit) this.wanted = true; // a full batch: there is probably more
+    if (dead.length > 0) this.o.onDeadLettered?.(dead);
+    // A full batch (dead-lettered rescues took room too): there is probably more.
+    if (rows.length + dead.length >= limit) this.wanted = true;
     for (const row of rows) this.dispatch(row);
   }
 

@@ -1,8 +1,9 @@
 /**
  * The delivery engine of one process: listener (wake-up) → claimer (producer) → sender (executor) →
  * recorder (completer). startDeliveryEngine wires them; stop() shuts them down in the order that loses
- * nothing: stop claiming, let attempts finish within the grace, abort the rest, write every result,
- * give unfinished claims back, stop listening.
+ * nothing: stop claiming, let attempts finish within the grace, abort the rest (an aborted request
+ * that went out is recorded as a failed attempt, due again at once), write every result, give claims
+ * whose request never went out back, stop listening.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -13,6 +14,7 @@ import {
   releaseClaims,
   type AttemptResult,
   type ClaimedDelivery,
+  type DeadLettered,
   type RecordSummary,
 } from '../queries/deliveries.js';
 import type { SecretBox } from '../security/secret-box.js';
@@ -31,6 +33,8 @@ export interface DeliveryEngineHooks {
   onAttempt?: (delivery: ClaimedDelivery, result: AttemptResult) => void;
   /** A batch of results was written. */
   onRecorded?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
+  /** Rescued deliveries dead-lettered by the claim: their lost attempts used up the policy. */
+  onDeadLettered?: (deliveries: readonly DeadLettered[]) => void;
 }
 
 export interface DeliveryEngineOptions {
@@ -121,8 +125,12 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
 
   const execute = async (delivery: ClaimedDelivery, signal: AbortSignal): Promise<void> => {
     const sent = await sender.send(delivery, signal);
-    if (sent.aborted) return; // released at shutdown, not recorded: the attempt did not complete
-    const result = outcomeOf(delivery, sent);
+    // Aborted by shutdown before the request was out: released with its attempt number given back.
+    if (sent.aborted && !sent.requestSent) return;
+    let result = outcomeOf(delivery, sent);
+    // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
+    // number kept), but due again at once for another worker.
+    if (sent.aborted && result.outcome === 'retry') result = { ...result, retryDelayMs: 0 };
     recorder.add(result);
     hooks.onAttempt?.(delivery, result);
     // One line per attempt; never the payload, the URL's secrets or the signing secret.
@@ -152,6 +160,18 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     // Up to `concurrency` unwritten results are free; beyond that they hold claim slots (backpressure).
     heldElsewhere: () => Math.max(0, recorder.pending - o.concurrency),
     onClaim: hooks.onClaim,
+    onDeadLettered: (dead) => {
+      hooks.onDeadLettered?.(dead);
+      for (const d of dead)
+        logger.warn('delivery dead-lettered: its lost attempts used up the retry policy', {
+          delivery_id: d.id,
+          event_id: d.eventId,
+          webhook_id: d.webhookId,
+          tenant_id: d.tenantId,
+          attempt: d.attempts,
+          outcome: 'dead',
+        });
+    },
   });
 
   const listener = new Listener({ connectionString: o.databaseUrl, logger, onWake: () => claimer.wake() });

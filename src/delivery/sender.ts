@@ -30,8 +30,10 @@ export interface SendResult {
   responseExcerpt: string | null;
   /** The Retry-After header as sent, for the retry policy to read. */
   retryAfter: string | undefined;
-  /** Aborted (shutdown) before any answer: nothing to record, the claim is released instead. */
+  /** Aborted (shutdown) before any answer came. */
   aborted: boolean;
+  /** The whole request was handed to the socket: the receiver may have it, so the attempt counts. */
+  requestSent: boolean;
 }
 
 /** The envelope receivers get, built around the stored payload text rather than re-serialised. */
@@ -149,6 +151,7 @@ export class Sender {
         ...(signal ? { signal } : {}),
       });
       let status: number | null = null;
+      let requestSent = false;
       let retryAfter: string | undefined;
       const chunks: Buffer[] = [];
       let kept = 0;
@@ -162,11 +165,15 @@ export class Sender {
           const error = status >= 200 && status < 300 ? null : describeStatus(status);
           resolve({ ...this.result(started, startedAt, status, error, excerpt), retryAfter });
         } else if (signal?.aborted) {
-          resolve({ ...this.result(started, startedAt, null, 'aborted by shutdown'), aborted: true });
+          const aborted = this.result(started, startedAt, null, 'aborted by shutdown');
+          resolve({ ...aborted, aborted: true, requestSent });
         } else {
           resolve(this.result(started, startedAt, null, describeError(err, d.timeoutMs)));
         }
       };
+      stream.once('request', (req: { once(event: 'finish', listener: () => void): unknown }) =>
+        req.once('finish', () => (requestSent = true)),
+      );
       stream.on('response', (res: { statusCode: number; headers: Record<string, string | string[]> }) => {
         status = res.statusCode;
         const ra = res.headers['retry-after'];
@@ -201,6 +208,7 @@ export class Sender {
       responseExcerpt,
       retryAfter: undefined,
       aborted: false,
+      requestSent: statusCode !== null,
     };
   }
 }

@@ -37,7 +37,26 @@ export interface ClaimOptions {
   limit: number;
   /** Lease length; raised per row to the webhook's timeout + 5 s so a slow attempt cannot outlive it. */
   leaseSeconds: number;
+  /** max_attempts for a stored retry_policy that lacks it. */
+  defaultMaxAttempts: number;
 }
+
+/** A rescued delivery whose lost attempts used up its policy: dead-lettered by the claim, not sent. */
+export interface DeadLettered {
+  id: string;
+  tenantId: string;
+  eventId: string;
+  webhookId: string;
+  attempts: number;
+}
+
+export interface ClaimResult {
+  deliveries: ClaimedDelivery[];
+  deadLettered: DeadLettered[];
+}
+
+/** The error recorded for an attempt whose worker vanished before it finished. */
+export const LOST_ATTEMPT_ERROR = 'no result: the worker was lost during the attempt (its lease expired)';
 
 /**
  * One statement: pick due pending rows (deliveries_due_idx, oldest first) plus in_flight rows whose
@@ -53,22 +72,47 @@ export interface ClaimOptions {
  * (status is no longer pending) and drops it.
  *
  * The attempt counter is incremented here, not when the attempt is recorded: an attempt that
- * crashed its worker still counts, so a poison delivery ends in the DLQ instead of looping.
+ * crashed its worker may have reached the receiver, so it counts. A rescue therefore records the
+ * lost attempt (its number stays taken), and a delivery whose lost attempts used up max_attempts
+ * goes to failed + DLQ right here instead of being sent again: a poison delivery that kills every
+ * worker that tries it ends in the DLQ instead of looping.
  *
  * Seam (per-webhook fairness): webhooks.max_concurrency is not enforced here; counting in-flight
  * rows per webhook needs an index this schema lacks, and filtering after the lock would starve
  * other webhooks behind a saturated one. See src/delivery/claimer.ts.
  */
-export async function claimDue(db: Queryable, o: ClaimOptions): Promise<ClaimedDelivery[]> {
-  const { rows } = await db.query<ClaimedDelivery>(
+export async function claimDue(db: Queryable, o: ClaimOptions): Promise<ClaimResult> {
+  const { rows } = await db.query<ClaimedDelivery & { dead: boolean }>(
     `WITH expired AS (
-       SELECT d.id FROM deliveries d
+       SELECT d.id, d.attempts, d.last_attempt_at, d.lease_expires_at,
+              d.attempts >= coalesce((w.retry_policy->>'max_attempts')::int, $4) AS exhausted
+         FROM deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
         WHERE d.status = 'in_flight' AND d.lease_expires_at <= now()
           AND w.enabled AND w.deleted_at IS NULL
         ORDER BY d.lease_expires_at
         LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
+     ), lost AS (
+       INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, error)
+       SELECT id, attempts, coalesce(last_attempt_at, now()),
+              greatest(0, extract(epoch FROM lease_expires_at - coalesce(last_attempt_at, now())) * 1000)::int,
+              $5
+         FROM expired WHERE attempts > 0
+     ), buried AS (
+       UPDATE deliveries d
+          SET status = 'failed', last_error = $5, completed_at = now(), updated_at = now(),
+              lease_owner = NULL, lease_expires_at = NULL
+         FROM expired x
+        WHERE d.id = x.id AND x.exhausted
+        RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts
+     ), dlq AS (
+       INSERT INTO dead_letter_queue
+              (delivery_id, tenant_id, webhook_id, event_id, event_type, last_error, attempts)
+       SELECT b.id, b.tenant_id, b.webhook_id, b.event_id, e.type, $5, b.attempts
+         FROM buried b JOIN events e ON e.id = b.event_id
+       ON CONFLICT (delivery_id) DO UPDATE
+          SET last_error = EXCLUDED.last_error, attempts = EXCLUDED.attempts, dead_at = EXCLUDED.dead_at
      ), due AS (
        SELECT d.id FROM deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
@@ -87,22 +131,40 @@ export async function claimDue(db: Queryable, o: ClaimOptions): Promise<ClaimedD
               updated_at = now()
          FROM webhooks w
         WHERE w.id = d.webhook_id
-          AND d.id IN (SELECT id FROM (SELECT id FROM expired UNION ALL SELECT id FROM due) AS picked LIMIT $2)
+          AND d.id IN (SELECT id FROM (SELECT id FROM expired WHERE NOT exhausted
+                                       UNION ALL SELECT id FROM due) AS picked LIMIT $2)
         RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts,
                   w.url, w.secret_ciphertext, w.timeout_ms, w.retry_policy,
                   CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_ciphertext END
                     AS previous_secret_ciphertext
      )
-     SELECT c.id, c.tenant_id AS "tenantId", c.event_id AS "eventId", c.webhook_id AS "webhookId",
-            c.attempts AS attempt, e.type AS "eventType", e.occurred_at AS "occurredAt",
-            e.received_at AS "receivedAt", e.payload::text AS "payloadJson", e.traceparent,
-            c.url, c.secret_ciphertext AS "secretCiphertext",
+     SELECT false AS dead, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventId",
+            c.webhook_id AS "webhookId", c.attempts AS attempt, e.type AS "eventType",
+            e.occurred_at AS "occurredAt", e.received_at AS "receivedAt", e.payload::text AS "payloadJson",
+            e.traceparent, c.url, c.secret_ciphertext AS "secretCiphertext",
             c.previous_secret_ciphertext AS "previousSecretCiphertext",
             c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy"
-       FROM claimed c JOIN events e ON e.id = c.event_id`,
-    [o.workerId, o.limit, o.leaseSeconds],
+       FROM claimed c JOIN events e ON e.id = c.event_id
+     UNION ALL
+     SELECT true, b.id, b.tenant_id, b.event_id, b.webhook_id, b.attempts, NULL, NULL, NULL, NULL,
+            NULL, NULL, NULL, NULL, NULL, NULL
+       FROM buried b`,
+    [o.workerId, o.limit, o.leaseSeconds, o.defaultMaxAttempts, LOST_ATTEMPT_ERROR],
   );
-  return rows;
+  const deliveries: ClaimedDelivery[] = [];
+  const deadLettered: DeadLettered[] = [];
+  for (const { dead, ...row } of rows) {
+    if (dead)
+      deadLettered.push({
+        id: row.id,
+        tenantId: row.tenantId,
+        eventId: row.eventId,
+        webhookId: row.webhookId,
+        attempts: row.attempt,
+      });
+    else deliveries.push(row);
+  }
+  return { deliveries, deadLettered };
 }
 
 /** What the next state of an attempted delivery is. */
@@ -175,6 +237,13 @@ export async function recordResults(
         WHERE d.id = ANY($2::uuid[]) AND d.id = r.id
           AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
         RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error
+     ), superseded AS (
+       -- A late result of an attempt a rescuer recorded as lost (its worker was slow, not dead)
+       -- replaces that placeholder. Only results that changed nothing can be late.
+       DELETE FROM delivery_attempts a
+        USING r
+        WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
+          AND NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
      ), dead AS (
        -- A delivery retried out of the DLQ and dead again replaces its old entry.
        INSERT INTO dead_letter_queue
@@ -198,15 +267,17 @@ export async function recordResults(
       col('responseExcerpt'),
       col('outcome'),
       col('retryDelayMs'),
+      LOST_ATTEMPT_ERROR,
     ],
   );
   return rows[0]!;
 }
 
 /**
- * Gives claimed-but-unfinished deliveries back (shutdown): pending, due now, the claim's attempt
- * increment undone, lease cleared. Without `ids`, everything this worker still holds. Returns how
- * many were released.
+ * Gives claimed deliveries whose request never went out back (shutdown): pending, due now, the
+ * claim's attempt increment undone, lease cleared. Without `ids`, everything this worker still holds
+ * (call it after the recorder has written every finished or interrupted attempt). Returns how many
+ * were released.
  */
 export async function releaseClaims(
   db: Queryable,

@@ -4,7 +4,13 @@
  * (POSTBOX_ROLE=api), so nothing else touches the rows.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { claimDue, recordResults, releaseClaims, type AttemptResult } from '../../src/queries/deliveries.js';
+import {
+  claimDue,
+  LOST_ATTEMPT_ERROR,
+  recordResults,
+  releaseClaims,
+  type AttemptResult,
+} from '../../src/queries/deliveries.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
 import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
@@ -25,8 +31,10 @@ beforeEach(async () => {
   await db().query('DELETE FROM deliveries');
 });
 
-const claim = (workerId: string, limit = 100, leaseSeconds = 60) =>
-  claimDue(db(), { workerId, limit, leaseSeconds });
+const claimAll = (workerId: string, limit = 100, leaseSeconds = 60) =>
+  claimDue(db(), { workerId, limit, leaseSeconds, defaultMaxAttempts: 40 });
+const claim = async (workerId: string, limit = 100, leaseSeconds = 60) =>
+  (await claimAll(workerId, limit, leaseSeconds)).deliveries;
 
 function result(deliveryId: string, attempt: number, over: Partial<AttemptResult> = {}): AttemptResult {
   return {
@@ -129,6 +137,43 @@ describe('claimDue', () => {
       status: 'in_flight',
       lease_owner: 'rescuer',
     });
+    // The lost attempt keeps its number and is in the history: the receiver may have got it.
+    expect(await attemptRows(db(), abandoned)).toEqual([
+      expect.objectContaining({ attempt: 2, status_code: null, error: LOST_ATTEMPT_ERROR }),
+    ]);
+  });
+
+  it('dead-letters a rescued delivery whose lost attempts used up max_attempts instead of sending it', async () => {
+    const hook = await sqlWebhook(db(), tenantId, {
+      retryPolicy: { max_attempts: 2, initial_delay_ms: 100, max_delay_ms: 100 },
+    });
+    const { id: eventId, type } = await sqlEvent(db(), tenantId);
+    const poison = await sqlDelivery(db(), {
+      tenantId,
+      eventId,
+      webhookId: hook.id,
+      status: 'in_flight',
+      attempts: 2,
+      leaseOwner: 'killed-twice',
+      leaseExpiresAt: new Date(Date.now() - 1000),
+    });
+    const { deliveries, deadLettered } = await claimAll('rescuer');
+    expect(deliveries).toEqual([]);
+    expect(deadLettered).toEqual([{ id: poison, tenantId, eventId, webhookId: hook.id, attempts: 2 }]);
+    expect(await deliveryState(db(), poison)).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      last_error: LOST_ATTEMPT_ERROR,
+      lease_owner: null,
+      completed_at: expect.any(Date),
+    });
+    const { rows: dlq } = await db().query('SELECT * FROM dead_letter_queue WHERE delivery_id = $1', [
+      poison,
+    ]);
+    expect(dlq).toEqual([
+      expect.objectContaining({ event_type: type, attempts: 2, last_error: LOST_ATTEMPT_ERROR }),
+    ]);
+    expect((await attemptRows(db(), poison)).map((a) => a.attempt)).toEqual([2]);
   });
 
   it('counts expired leases against the limit', async () => {

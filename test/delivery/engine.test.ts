@@ -3,6 +3,8 @@
  * reconnect), two engines sharing a queue, lease rescue, and shutdown that finishes or releases
  * in-flight work.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   startDeliveryEngine,
@@ -190,32 +192,50 @@ describe('shutdown', () => {
     for (const id of ids) expect((await deliveryState(db(), id)).status).toBe('succeeded');
   });
 
-  it('releases what did not finish in time: pending, attempt undone, nothing recorded', async () => {
+  it('at the end of the grace: a request that went out is a recorded attempt, one that did not is given back', async () => {
     receiver.on('/hanging', { delayMs: 20_000 });
-    const e = await engine();
+    // One socket per receiver: the second request waits for it and never goes out.
+    const e = await engine({
+      agentFactory: () => ({
+        http: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+        https: new https.Agent(),
+      }),
+    });
     const hook = await webhook('/hanging');
-    const ids = await queueMany(db(), tenantId, hook.id, 5, true);
-    await receiver.waitForRequests(5, '/hanging');
-    expect(e.inFlight).toBe(5);
+    const ids = await queueMany(db(), tenantId, hook.id, 2, true);
+    const [req] = await receiver.waitForRequests(1, '/hanging');
+    await waitFor(() => e.inFlight === 2, { what: 'both deliveries in flight' });
+    const sentId = req!.headers['webhook-id'] as string;
+    const queuedId = ids.find((id) => id !== sentId)!;
+
     const t0 = Date.now();
     await e.stop(200);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(e.inFlight).toBe(0);
-    for (const id of ids) {
-      expect(await deliveryState(db(), id)).toMatchObject({
-        status: 'pending',
-        attempts: 0,
-        lease_owner: null,
-        lease_expires_at: null,
-      });
-      expect(await attemptRows(db(), id)).toEqual([]);
-    }
-    // The next engine picks them up at once, as first attempts.
+
+    // The receiver has attempt 1 of this one: it stays counted and recorded, due again at once.
+    const sent = await deliveryState(db(), sentId);
+    expect(sent).toMatchObject({ status: 'pending', attempts: 1, lease_owner: null, lease_expires_at: null });
+    expect(sent.next_attempt_at.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+    expect(await attemptRows(db(), sentId)).toEqual([
+      expect.objectContaining({ attempt: 1, status_code: null, error: 'aborted by shutdown' }),
+    ]);
+    // This one never left: released with its attempt number given back, nothing recorded.
+    expect(await deliveryState(db(), queuedId)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      lease_owner: null,
+      lease_expires_at: null,
+    });
+    expect(await attemptRows(db(), queuedId)).toEqual([]);
+
+    // The next engine picks both up at once.
     receiver.on('/hanging', {});
     await engine();
     await allInState(ids, 'succeeded');
-    const retried = receiver.requestsTo('/hanging').slice(5);
-    expect(retried.map((r) => r.headers['x-webhook-attempt'])).toEqual(['1', '1', '1', '1', '1']);
+    const retried = receiver.requestsTo('/hanging').slice(1);
+    const attemptOf = new Map(retried.map((r) => [r.headers['webhook-id'], r.headers['x-webhook-attempt']]));
+    expect(Object.fromEntries(attemptOf)).toEqual({ [sentId]: '2', [queuedId]: '1' });
   });
 
   it('stop() is idempotent and a stopped engine claims nothing', async () => {

@@ -17,6 +17,7 @@ function sent(statusCode: number | null, over: Partial<SendResult> = {}): SendRe
     responseExcerpt: '',
     retryAfter: undefined,
     aborted: false,
+    requestSent: true,
     ...over,
   };
 }
