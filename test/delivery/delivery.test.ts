@@ -372,3 +372,57 @@ describe('answers are read only up to 1 KiB', () => {
     expect(Buffer.byteLength(attempt!.response_excerpt!)).toBeLessThanOrEqual(1024);
   });
 });
+
+describe('through the API (POST /webhooks, POST /events)', () => {
+  it('an ingested event reaches the receiver signed with the secret the API returned', async () => {
+    const tenant = await app.createTenant('api-e2e');
+    const created = await app.request('POST', '/webhooks', {
+      key: tenant.apiKey,
+      body: { url: receiver.url('/api-e2e'), event_types: ['order.*'], retry_policy: fast, timeout_ms: 2000 },
+    });
+    expect(created.status).toBe(201);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const ingested = await app.request('POST', '/events', {
+      key: tenant.apiKey,
+      headers: { traceparent },
+      body: { type: 'order.shipped', payload: { order: 7 } },
+    });
+    expect(ingested.status).toBe(202);
+    const [deliveryId] = ingested.body.delivery_ids;
+
+    const [req] = await receiver.waitForRequests(1, '/api-e2e');
+    const headers = req!.headers as Record<string, string>;
+    expect(() => new Webhook(created.body.secret).verify(req!.body, headers)).not.toThrow();
+    expect(headers['webhook-id']).toBe(deliveryId);
+    expect(headers.traceparent).toBe(traceparent);
+    expect(JSON.parse(req!.body)).toMatchObject({
+      id: ingested.body.event_id,
+      type: 'order.shipped',
+      data: { order: 7 },
+    });
+
+    const shown = await waitFor(async () => {
+      const res = await app.request('GET', `/deliveries/${deliveryId}`, { key: tenant.apiKey });
+      return res.body.status === 'succeeded' ? res.body : undefined;
+    });
+    expect(shown.attempts).toEqual([expect.objectContaining({ attempt: 1, status_code: 200 })]);
+  });
+
+  it('after POST /webhooks/:id/rotate-secret both secrets verify during the overlap', async () => {
+    const tenant = await app.createTenant('api-rotate');
+    const created = await app.request('POST', '/webhooks', {
+      key: tenant.apiKey,
+      body: { url: receiver.url('/api-rotate'), retry_policy: fast },
+    });
+    const rotated = await app.request('POST', `/webhooks/${created.body.id}/rotate-secret`, {
+      key: tenant.apiKey,
+      body: { overlap_seconds: 3600 },
+    });
+    expect(rotated.status).toBe(200);
+    await app.request('POST', '/events', { key: tenant.apiKey, body: { type: 'x.y', payload: {} } });
+    const [req] = await receiver.waitForRequests(1, '/api-rotate');
+    const headers = req!.headers as Record<string, string>;
+    expect(() => new Webhook(rotated.body.secret).verify(req!.body, headers)).not.toThrow();
+    expect(() => new Webhook(created.body.secret).verify(req!.body, headers)).not.toThrow();
+  });
+});
