@@ -80,7 +80,9 @@ export function excerptOf(chunks: readonly Buffer[]): string {
 function describeError(err: unknown, timeoutMs: number): string {
   const e = err as { code?: string; message?: string };
   if (e.code === 'ETIMEDOUT') return `timeout after ${timeoutMs} ms`;
-  const message = (e.message ?? String(err)).slice(0, 500);
+  // Bounded, and without NUL (a text column refuses it and would fail the whole result batch).
+  // eslint-disable-next-line no-control-regex
+  const message = (e.message ?? String(err)).slice(0, 500).replace(/\u0000/g, '');
   return e.code && !message.includes(e.code) ? `${e.code}: ${message}` : message;
 }
 
