@@ -134,13 +134,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 function registerQueueGauges(registry: Registry, reader: QueueStatsReader): void {
   new Gauge({
     name: 'postbox_queue_depth',
-    help: 'Deliveries by queue state: due (pending, next attempt time reached), scheduled (pending, waiting for a retry backoff), in_flight (claimed). Exact up to 10,000, planner estimate above.',
+    help: 'Deliveries by queue state: due (pending, next attempt time reached, webhook enabled: waiting for a worker), paused (due but the webhook is disabled), scheduled (pending, waiting for a retry backoff), in_flight (claimed). Exact up to 10,000, planner estimate above.',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
       const s = await reader.get();
       if (!s) return;
       this.set({ state: 'due' }, s.due);
+      this.set({ state: 'paused' }, s.paused);
       this.set({ state: 'scheduled' }, s.scheduled);
       this.set({ state: 'in_flight' }, s.inFlight);
     },
@@ -156,7 +157,7 @@ function registerQueueGauges(registry: Registry, reader: QueueStatsReader): void
   });
   new Gauge({
     name: 'postbox_oldest_due_seconds',
-    help: 'How long the oldest due delivery has been waiting to be claimed (0: nothing due).',
+    help: 'How long the oldest due delivery of an enabled webhook has been waiting to be claimed (0: nothing due).',
     registers: [registry],
     async collect() {
       const s = await reader.get();
@@ -165,7 +166,7 @@ function registerQueueGauges(registry: Registry, reader: QueueStatsReader): void
   });
   new Gauge({
     name: 'postbox_leases_expired',
-    help: 'In-flight deliveries whose lease ran out (their worker presumably died; the next claim retakes them). Capped at 10,000.',
+    help: 'In-flight deliveries of enabled webhooks whose lease ran out (their worker presumably died; the next claim retakes them). Capped at 10,000.',
     registers: [registry],
     async collect() {
       const s = await reader.get();

@@ -8,7 +8,10 @@ import { withTransaction } from '../db/pool.js';
 import { readQueueStats, setLocalStatementTimeout, type RawQueueStats } from '../queries/metrics.js';
 
 export interface QueueStats {
+  /** Due and claimable (webhook live): what workers should be taking now. */
   due: number;
+  /** Due, but the webhook is disabled: waits for it to be re-enabled, not for a worker. */
+  paused: number;
   scheduled: number;
   inFlight: number;
   leasesExpired: number;
@@ -37,21 +40,26 @@ export const QUEUE_STATS_DEFAULTS = Object.freeze({
 
 /**
  * Exact counts below the cap; at the cap, the planner's estimate (never less than the cap). Pending
- * rows are one index (deliveries_due_idx), so its estimate covers due + scheduled together: when one
- * of them is capped it gets the estimate minus the other; when both are, the split is unknown and
- * `due` takes the remainder (the number alerts look at errs high, not low). Pure.
+ * rows are one index (deliveries_due_idx), so its estimate covers due + paused + scheduled together:
+ * when one side is capped it gets the estimate minus the other; when both are, the split is unknown
+ * and the due side takes the remainder (the number alerts look at errs high, not low). A capped due
+ * side is split into due and paused in the proportion of the rows read. Pure.
  */
 export function resolveQueueStats(raw: RawQueueStats, cap: number): QueueStats {
   const capped = (n: number) => n >= cap;
-  let { due, scheduled } = raw;
-  if (capped(due) || capped(scheduled)) {
-    const pending = Math.max(Math.round(raw.pendingEstimate), due + scheduled);
-    if (capped(due) && !capped(scheduled)) due = Math.max(cap, pending - scheduled);
-    else if (capped(scheduled) && !capped(due)) scheduled = Math.max(cap, pending - due);
-    else due = Math.max(cap, pending - scheduled);
+  const headFull = capped(raw.due + raw.paused);
+  let dueSide = raw.due + raw.paused;
+  let { scheduled } = raw;
+  if (headFull || capped(scheduled)) {
+    const pending = Math.max(Math.round(raw.pendingEstimate), dueSide + scheduled);
+    if (!capped(scheduled)) dueSide = Math.max(cap, pending - scheduled);
+    else if (!headFull) scheduled = Math.max(cap, pending - dueSide);
+    else dueSide = Math.max(cap, pending - scheduled);
   }
+  const due = headFull ? Math.round((dueSide * raw.due) / (raw.due + raw.paused)) : raw.due;
   return {
     due,
+    paused: dueSide - due,
     scheduled,
     inFlight: capped(raw.inFlight) ? Math.max(cap, Math.round(raw.inFlightEstimate)) : raw.inFlight,
     // No index of its own to estimate from: a lower bound is all an alert needs.

@@ -8,6 +8,7 @@ import { queueMany } from '../helpers/fixtures.js';
 
 const raw = (r: Partial<RawQueueStats>): RawQueueStats => ({
   due: 0,
+  paused: 0,
   scheduled: 0,
   inFlight: 0,
   leasesExpired: 0,
@@ -33,7 +34,15 @@ describe('resolveQueueStats', () => {
         }),
         100,
       ),
-    ).toEqual({ due: 3, scheduled: 4, inFlight: 5, leasesExpired: 0, deadLetters: 6, oldestDueSeconds: 0 });
+    ).toEqual({
+      due: 3,
+      paused: 0,
+      scheduled: 4,
+      inFlight: 5,
+      leasesExpired: 0,
+      deadLetters: 6,
+      oldestDueSeconds: 0,
+    });
   });
 
   it('due at the cap: the pending estimate minus the exact scheduled count', () => {
@@ -55,6 +64,20 @@ describe('resolveQueueStats', () => {
       due: 900,
       scheduled: 100,
     });
+  });
+
+  it('due rows of disabled webhooks are paused, not due; below the cap both are exact', () => {
+    expect(resolveQueueStats(raw({ due: 3, paused: 4, scheduled: 1 }), 100)).toMatchObject({
+      due: 3,
+      paused: 4,
+      scheduled: 1,
+    });
+  });
+
+  it('a capped due side is split into due and paused in the proportion read', () => {
+    expect(
+      resolveQueueStats(raw({ due: 75, paused: 25, scheduled: 10, pendingEstimate: 1010 }), 100),
+    ).toMatchObject({ due: 750, paused: 250, scheduled: 10 });
   });
 
   it('a stale or missing estimate never reads below the cap', () => {
@@ -90,6 +113,22 @@ describe('QueueStatsReader on a real database', () => {
   });
   afterAll(async () => {
     await db.drop();
+  });
+
+  it('paused: due rows of a disabled webhook; they do not age the oldest-due reading', async () => {
+    const tenant = await sqlTenant(db.pool);
+    const off = await sqlWebhook(db.pool, tenant.id, { enabled: false });
+    await queueMany(db.pool, tenant.id, off.id, 3);
+    await db.pool.query(
+      `UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' WHERE webhook_id = $1`,
+      [off.id],
+    );
+    const stats = await new QueueStatsReader({ pool: db.pool, ttlMs: 0 }).get();
+    expect(stats).toMatchObject({ due: 0, paused: 3, oldestDueSeconds: 0 });
+    // With the head of the queue all paused and the read capped there, the age is an upper bound.
+    const capped = await new QueueStatsReader({ pool: db.pool, ttlMs: 0, cap: 2 }).get();
+    expect(capped!.oldestDueSeconds).toBeGreaterThanOrEqual(3599);
+    await db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE webhook_id = $1`, [off.id]);
   });
 
   it('counts exactly up to the cap, then follows the statistics ANALYZE leaves', async () => {
