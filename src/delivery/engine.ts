@@ -18,6 +18,7 @@ import {
   type RecordSummary,
 } from '../queries/deliveries.js';
 import type { SecretBox } from '../security/secret-box.js';
+import { deliveryLogFields } from '../observability/log-context.js';
 import { Claimer } from './claimer.js';
 import { createHttpAgents, destroyHttpAgents, type HttpAgentFactory } from './http-agents.js';
 import { Listener } from './listener.js';
@@ -135,10 +136,8 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     hooks.onAttempt?.(delivery, result);
     // One line per attempt; never the payload, the URL's secrets or the signing secret.
     logger.info('delivery attempt', {
-      delivery_id: delivery.id,
-      event_id: delivery.eventId,
-      webhook_id: delivery.webhookId,
-      tenant_id: delivery.tenantId,
+      // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
+      ...deliveryLogFields(delivery),
       attempt: delivery.attempt,
       outcome: result.outcome,
       status_code: result.statusCode,

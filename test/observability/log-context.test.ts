@@ -21,6 +21,10 @@ import {
 import { startPostbox, type Postbox } from '../../src/runtime/postbox.js';
 import { ADMIN_KEY, SECRETS_KEY } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { queueEvent } from '../helpers/fixtures.js';
+import { sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -156,5 +160,50 @@ describe('the request log of a real instance', () => {
     expect(requestId).not.toBe('bad id with spaces');
     expect(requestLines().find((l) => l.request_id === requestId)).toBeDefined();
     expect(JSON.stringify(lines)).not.toContain('bad id with spaces');
+  });
+});
+
+describe('the delivery attempt log of a real engine', () => {
+  it('names the delivery, event, webhook and tenant, and the trace the event carried', async () => {
+    const db = await createTestDatabase();
+    const receiver = await startReceiver();
+    const dataDir = mkdtempSync(join(tmpdir(), 'postbox-log-test-'));
+    const { logger, lines } = captureLogger();
+    const postbox = await startPostbox(
+      loadConfig({
+        DATABASE_URL: db.url,
+        DATA_DIR: dataDir,
+        ADMIN_API_KEY: ADMIN_KEY,
+        SECRETS_KEY,
+        POSTBOX_ROLE: 'worker',
+        SSRF_ALLOW_CIDRS: '127.0.0.0/8',
+        POLL_INTERVAL_MS: '50',
+      }),
+      logger,
+    );
+    try {
+      const tenant = await sqlTenant(db.pool);
+      const hook = await sqlWebhook(db.pool, tenant.id, { url: receiver.url('/traced') });
+      const queued = await queueEvent(db.pool, tenant.id, [hook.id], { traceparent: TRACEPARENT });
+      const line = await waitFor(() => lines.find((l) => l.message === 'delivery attempt'), {
+        what: 'the attempt log line',
+      });
+      expect(line).toMatchObject({
+        delivery_id: queued.deliveryIds[0],
+        event_id: queued.eventId,
+        webhook_id: hook.id,
+        tenant_id: tenant.id,
+        traceparent: TRACEPARENT,
+        trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+        attempt: 1,
+        outcome: 'succeeded',
+      });
+      expect(JSON.stringify(line)).not.toContain(hook.secret);
+    } finally {
+      await postbox.stop();
+      await receiver.close();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
