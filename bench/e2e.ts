@@ -7,11 +7,12 @@
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
  *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
  *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
+ *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:e2e   # profile Postbox
  *
  * Loopback only, bounded in time, stops by itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,7 +84,9 @@ function startReceiver() {
 
 async function startPostbox(databaseUrl: string, port: number): Promise<ChildProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'postbox-bench-'));
-  const child = spawn(process.execPath, [join(projectRoot, 'dist', 'src', 'main.js')], {
+  // BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the Postbox process.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(projectRoot, 'dist', 'src', 'main.js')], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
   let pgDir: string | undefined;
   if (!databaseUrl) {
     pgDir = mkdtempSync(join(tmpdir(), 'postbox-bench-pg-'));
+    chmodSync(pgDir, 0o755); // the embedded server runs as its own user
     const pg = await startEmbeddedPostgres(pgDir);
     databaseUrl = pg.url;
     stopDatabase = async () => {

@@ -17,13 +17,8 @@ import {
 } from './event-schemas.js';
 import { AppError } from '../../errors.js';
 import * as v from 'valibot';
-import {
-  ingestEvents,
-  ingestFailure,
-  serializePayload,
-  type EventInput,
-  type IngestResult,
-} from '../../ingest/ingest.js';
+import { ingestGroupCommitFor } from '../../ingest/group-commit.js';
+import { ingestFailure, serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
 import { parseTraceparent } from '../../ingest/traceparent.js';
 import { enforceEventQuota, releaseEventQuota } from '../../quotas/enforce.js';
 import {
@@ -114,7 +109,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       events.map((e) => e.tenantId),
     );
     try {
-      const results = await ingestEvents(ctx.pool, events);
+      const results = await ingestGroupCommitFor(ctx.pool).ingest(events);
       ctx.metrics.eventsIngested(results.filter((r) => r.created).length);
       return results;
     } catch (err) {
