@@ -87,8 +87,9 @@ export const webhooks = pgTable(
     updatedAt: tstz('updated_at').notNull().defaultNow(),
     deletedAt: tstz('deleted_at'),
   },
+  // Lists are ORDER BY id DESC, which means NULLS FIRST: the indexes must say so to serve them.
   (t) => [
-    index('webhooks_tenant_id_idx').on(t.tenantId, t.id.desc()),
+    index('webhooks_tenant_id_idx').on(t.tenantId, t.id.desc().nullsFirst()),
     // Ingest matching: `event_types && <patterns of the type>`; GIN keeps it fast at 100k webhooks.
     index('webhooks_event_types_idx')
       .using('gin', t.eventTypes)
@@ -113,8 +114,8 @@ export const events = pgTable(
   (t) => [
     // NULLs are distinct, so only events that carry a key are constrained.
     uniqueIndex('events_tenant_idempotency_key').on(t.tenantId, t.idempotencyKey),
-    index('events_tenant_id_idx').on(t.tenantId, t.id.desc()),
-    index('events_tenant_type_idx').on(t.tenantId, t.type, t.id.desc()),
+    index('events_tenant_id_idx').on(t.tenantId, t.id.desc().nullsFirst()),
+    index('events_tenant_type_idx').on(t.tenantId, t.type, t.id.desc().nullsFirst()),
   ],
 );
 
@@ -153,8 +154,8 @@ export const deliveries = pgTable(
       .on(t.leaseExpiresAt)
       .where(sql`status = 'in_flight'`),
     index('deliveries_event_id_idx').on(t.eventId),
-    index('deliveries_webhook_id_idx').on(t.webhookId, t.id.desc()),
-    index('deliveries_tenant_id_idx').on(t.tenantId, t.id.desc()),
+    index('deliveries_webhook_id_idx').on(t.webhookId, t.id.desc().nullsFirst()),
+    index('deliveries_tenant_id_idx').on(t.tenantId, t.id.desc().nullsFirst()),
   ],
 );
 
@@ -199,8 +200,14 @@ export const deadLetterQueue = pgTable(
     deadAt: tstz('dead_at').notNull().defaultNow(),
   },
   (t) => [
-    index('dead_letter_queue_tenant_idx').on(t.tenantId, t.deadAt.desc(), t.deliveryId.desc()),
-    index('dead_letter_queue_webhook_idx').on(t.webhookId, t.deadAt.desc()),
+    index('dead_letter_queue_tenant_idx').on(
+      t.tenantId,
+      t.deadAt.desc().nullsFirst(),
+      t.deliveryId.desc().nullsFirst(),
+    ),
+    // The admin's GET /dlq across every tenant, newest first.
+    index('dead_letter_queue_dead_at_idx').on(t.deadAt.desc().nullsFirst(), t.deliveryId.desc().nullsFirst()),
+    index('dead_letter_queue_webhook_idx').on(t.webhookId, t.deadAt.desc().nullsFirst()),
   ],
 );
 
@@ -217,8 +224,8 @@ export const auditLog = pgTable(
     changes: jsonb('changes'),
   },
   (t) => [
-    index('audit_log_tenant_idx').on(t.tenantId, t.id.desc()),
-    index('audit_log_action_idx').on(t.action, t.id.desc()),
+    index('audit_log_tenant_idx').on(t.tenantId, t.id.desc().nullsFirst()),
+    index('audit_log_action_idx').on(t.action, t.id.desc().nullsFirst()),
   ],
 );
 
