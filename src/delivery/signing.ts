@@ -9,13 +9,9 @@
  */
 import { createHmac } from 'node:crypto';
 
-const WHSEC_PREFIX = 'whsec_';
-
-/** The HMAC key of a secret: the base64-decoded part of a `whsec_` secret, else its UTF-8 bytes. */
-export function hmacKeyOf(secret: string): Buffer {
-  if (secret.startsWith(WHSEC_PREFIX)) return Buffer.from(secret.slice(WHSEC_PREFIX.length), 'base64');
-  return Buffer.from(secret, 'utf8');
-}
+// The secret → key rule has one home, next to the rules for what a secret may be; re-exported here
+// because the sender turns each decrypted secret into a key where it signs.
+export { hmacKeyOf } from '../security/webhook-secrets.js';
 
 export interface SignatureHeaders {
   'webhook-signature': string;
