@@ -6,6 +6,8 @@
  *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
  *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
+ *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery throughput: queue 20k events
+ *                                                       # with /events/batch, time until all delivered
  *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:e2e   # profile Postbox
  *
@@ -27,6 +29,7 @@ const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
 const WEBHOOKS = env('BENCH_WEBHOOKS', 1);
 const RATE = env('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
 const DRAIN_TIMEOUT_MS = env('BENCH_DRAIN_TIMEOUT_MS', 60_000);
+const PRELOAD = env('BENCH_PRELOAD', 0); // events queued by /events/batch before the timed ingest
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 function percentile(sorted: number[], p: number): number {
@@ -124,6 +127,46 @@ async function api<T>(base: string, key: string, path: string, body: unknown): P
   return (await res.json()) as T;
 }
 
+async function machine() {
+  const os = await import('node:os');
+  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version };
+}
+
+function settings() {
+  return {
+    duration_s: DURATION_S,
+    connections: CONNECTIONS,
+    webhooks: WEBHOOKS,
+    rate: RATE || 'max',
+    preload: PRELOAD,
+  };
+}
+
+/** Queues PRELOAD events with /events/batch (1000 a call), then waits until every delivery arrived. */
+async function preloadAndDrain(base: string, key: string, receiver: ReturnType<typeof startReceiver>) {
+  const started = Date.now();
+  const expected = receiver.delivered + PRELOAD * WEBHOOKS;
+  const lagsFrom = receiver.lagsMs.length;
+  for (let sent = 0; sent < PRELOAD; sent += 1000) {
+    const n = Math.min(1000, PRELOAD - sent);
+    const events = Array.from({ length: n }, (_, i) => ({ type: 'bench.created', payload: { i: sent + i } }));
+    await api(base, key, '/events/batch', { events });
+  }
+  const queuedMs = Date.now() - started;
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  while (receiver.delivered < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const seconds = ((receiver.delivered >= expected ? receiver.lastAt : Date.now()) - started) / 1000;
+  const delivered = receiver.delivered - (expected - PRELOAD * WEBHOOKS);
+  return {
+    events: PRELOAD,
+    queued_in_ms: queuedMs,
+    deliveries: delivered,
+    drain_seconds: Math.round(seconds * 100) / 100,
+    deliveries_per_sec: Math.round(delivered / seconds),
+    delivery_lag_ms: summary(receiver.lagsMs.slice(lagsFrom)),
+  };
+}
+
 async function main(): Promise<void> {
   let stopDatabase = async () => {};
   let databaseUrl = process.env.BENCH_DATABASE_URL;
@@ -160,6 +203,13 @@ async function main(): Promise<void> {
       });
     }
 
+    const preload = PRELOAD > 0 ? await preloadAndDrain(base, tenant.api_key, receiver) : undefined;
+    if (DURATION_S <= 0) {
+      console.log(JSON.stringify({ machine: await machine(), settings: settings(), preload }, null, 2));
+      return;
+    }
+    const before = { delivered: receiver.delivered, lags: receiver.lagsMs.length };
+
     const ingestLatencies: number[] = [];
     let accepted = 0;
     let rejected = 0;
@@ -192,7 +242,7 @@ async function main(): Promise<void> {
     await finished;
     const ingestEnded = Date.now();
 
-    const expected = accepted * WEBHOOKS;
+    const expected = before.delivered + accepted * WEBHOOKS;
     const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
     while (receiver.delivered < expected && Date.now() < drainDeadline)
       await new Promise((r) => setTimeout(r, 50));
@@ -200,18 +250,20 @@ async function main(): Promise<void> {
 
     const ingestSeconds = (ingestEnded - started) / 1000;
     const deliverySeconds = (deliveredEnd - started) / 1000;
+    const delivered = receiver.delivered - before.delivered;
     const result = {
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-      settings: { duration_s: DURATION_S, connections: CONNECTIONS, webhooks: WEBHOOKS, rate: RATE || 'max' },
+      machine: await machine(),
+      settings: settings(),
+      ...(preload ? { preload } : {}),
       events_accepted: accepted,
       events_rejected: rejected,
       events_per_sec: Math.round(accepted / ingestSeconds),
-      deliveries_expected: expected,
-      deliveries_completed: receiver.delivered,
+      deliveries_expected: accepted * WEBHOOKS,
+      deliveries_completed: delivered,
       duplicate_deliveries: receiver.duplicates,
-      deliveries_per_sec: Math.round(receiver.delivered / deliverySeconds),
+      deliveries_per_sec: Math.round(delivered / deliverySeconds),
       ingest_latency_ms: summary(ingestLatencies),
-      delivery_lag_ms: summary(receiver.lagsMs),
+      delivery_lag_ms: summary(receiver.lagsMs.slice(before.lags)),
     };
     console.log(JSON.stringify(result, null, 2));
     if (receiver.delivered < expected) process.exitCode = 1;
