@@ -48,3 +48,10 @@ export const IsoDate = v.pipe(
 
 /** Query strings: express may give arrays for repeated keys; we accept one value per key. */
 export const QueryString = v.string('must be given once');
+
+/** One query parameter, given once, then checked by `schema`. */
+export const queryParam = <S extends v.GenericSchema<string, unknown>>(schema: S) =>
+  v.pipe(QueryString, schema);
+
+/** For requests that take no body: anything sent must be an empty object (a typo is an error, not ignored). */
+export const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));

@@ -13,7 +13,7 @@ import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
 import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
-import { IdParams, IsoDate, parseInput, QueryString, Uuid } from '../validate.js';
+import { IdParams, IsoDate, NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
 import { withTransaction } from '../../db/pool.js';
 import {
@@ -61,23 +61,20 @@ export function attemptJson(row: AttemptRow) {
   };
 }
 
-const one = <S extends v.GenericSchema<string, unknown>>(schema: S) => v.pipe(QueryString, schema);
-
 const ListQuery = v.strictObject(
   {
     ...PageQuery,
-    tenant_id: v.optional(one(Uuid)),
-    webhook_id: v.optional(one(Uuid)),
-    event_id: v.optional(one(Uuid)),
-    status: v.optional(one(v.picklist(DELIVERY_STATUSES, `must be one of ${DELIVERY_STATUSES.join(', ')}`))),
-    from: v.optional(one(IsoDate)),
-    to: v.optional(one(IsoDate)),
+    tenant_id: v.optional(queryParam(Uuid)),
+    webhook_id: v.optional(queryParam(Uuid)),
+    event_id: v.optional(queryParam(Uuid)),
+    status: v.optional(
+      queryParam(v.picklist(DELIVERY_STATUSES, `must be one of ${DELIVERY_STATUSES.join(', ')}`)),
+    ),
+    from: v.optional(queryParam(IsoDate)),
+    to: v.optional(queryParam(IsoDate)),
   },
   'is not a known query parameter',
 );
-
-/** A replay takes no body; anything sent must be an empty object (a typo is an error, not ignored). */
-const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));
 
 /** The cursor of this list is the last id. */
 const CursorKey = v.tuple([Uuid]);

@@ -9,7 +9,7 @@ import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
 import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
-import { parseInput, QueryString, Uuid } from '../validate.js';
+import { NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
 import { withTransaction } from '../../db/pool.js';
 import {
@@ -35,20 +35,18 @@ export function deadLetterJson(row: DeadLetterRow) {
 }
 
 const EventType = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(200));
-const one = <S extends v.GenericSchema<string, unknown>>(schema: S) => v.pipe(QueryString, schema);
 
 const ListQuery = v.strictObject(
   {
     ...PageQuery,
-    tenant_id: v.optional(one(Uuid)),
-    webhook_id: v.optional(one(Uuid)),
-    event_type: v.optional(one(EventType)),
+    tenant_id: v.optional(queryParam(Uuid)),
+    webhook_id: v.optional(queryParam(Uuid)),
+    event_type: v.optional(queryParam(EventType)),
   },
   'is not a known query parameter',
 );
 
 const RetryParams = v.object({ delivery_id: Uuid });
-const NoBody = v.nullish(v.strictObject({}, 'is not a field of this request'));
 const BulkRetryBody = v.optional(
   v.strictObject(
     { webhook_id: v.optional(Uuid), event_type: v.optional(EventType), tenant_id: v.optional(Uuid) },
