@@ -4,44 +4,13 @@
  * under the same webhook-id, correctly signed, as attempt 1 of a new cycle.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** Records every request; answers `status` (changeable between phases of a test). */
-async function startReceiver() {
-  const received: Received[] = [];
-  const state = { status: 500 };
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(state.status).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    received,
-    state,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 let app: TestApp;
-let receiver: Awaited<ReturnType<typeof startReceiver>>;
+let receiver: Receiver;
 beforeAll(async () => {
   receiver = await startReceiver();
   app = await startTestApp({ POSTBOX_ROLE: 'all', SSRF_ALLOW_CIDRS: '127.0.0.0/8' });
@@ -56,7 +25,7 @@ async function setUp(maxAttempts: number) {
   const hook = await app.request('POST', '/webhooks', {
     key: tenant.apiKey,
     body: {
-      url: receiver.url,
+      url: receiver.url(),
       retry_policy: { max_attempts: maxAttempts, initial_delay_ms: 100, max_delay_ms: 200 },
       timeout_ms: 5000,
     },
@@ -72,11 +41,11 @@ async function setUp(maxAttempts: number) {
 }
 
 const requestsFor = (deliveryId: string) =>
-  receiver.received.filter((r) => r.headers['webhook-id'] === deliveryId);
+  receiver.requests.filter((r) => r.headers['webhook-id'] === deliveryId);
 
 describe('redelivery through the engine', () => {
   it('retries a dead delivery from the DLQ; the receiver gets it again with the same webhook-id', async () => {
-    receiver.state.status = 500;
+    receiver.on('/hook', { status: 500 });
     const { key, secret, deliveryId } = await setUp(2);
 
     const dead = await waitFor(
@@ -89,7 +58,7 @@ describe('redelivery through the engine', () => {
     expect(dead).toMatchObject({ attempts: 2, event_type: 'order.created' });
     expect(requestsFor(deliveryId).map((r) => r.headers['x-webhook-attempt'])).toEqual(['1', '2']);
 
-    receiver.state.status = 200;
+    receiver.on('/hook', { status: 200 });
     const retry = await app.request('POST', `/dlq/${deliveryId}/retry`, { key });
     expect(retry.status).toBe(202);
     expect((await app.request('GET', '/dlq', { key })).body.data).toEqual([]);
@@ -115,7 +84,7 @@ describe('redelivery through the engine', () => {
   });
 
   it('replays a delivered delivery to the receiver under the same webhook-id', async () => {
-    receiver.state.status = 200;
+    receiver.on('/hook', { status: 200 });
     const { key, deliveryId } = await setUp(3);
     await waitFor(
       async () =>
@@ -141,7 +110,7 @@ describe('redelivery through the engine', () => {
   });
 
   it('refuses to replay the deliveries of a deleted webhook (409)', async () => {
-    receiver.state.status = 500;
+    receiver.on('/hook', { status: 500 });
     const { key, deliveryId } = await setUp(50);
     const { rows } = await app.db.pool.query('SELECT webhook_id FROM deliveries WHERE id = $1', [deliveryId]);
     expect((await app.request('DELETE', `/webhooks/${rows[0].webhook_id}`, { key })).status).toBe(204);
