@@ -7,6 +7,12 @@
  *   receiver.on('/flaky', (_req, n) => (n < 2 ? { status: 500 } : { status: 200 }));
  *   const url = receiver.url('/flaky');
  *   await receiver.waitForRequests(3, '/flaky');
+ *
+ * Why tracking-receiver.ts exists beside this one: crash and load tests need what happens while a
+ * request is open (arrival before the body, concurrent requests per webhook-id, connections dropped
+ * before an answer, answers held until release()). This receiver records a request once its body is
+ * complete and answers per path; adding open-request bookkeeping here would complicate every test
+ * that only wants "record and answer as told".
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

@@ -6,6 +6,11 @@
  *
  * `hold = true` keeps new requests open (no answer) until `release()`, so a test can kill or stop a
  * worker while attempts are provably in flight.
+ *
+ * Why not receiver.ts: that one records a request when its body is complete and answers per path
+ * (status, delay, redirect, large or endless bodies); none of its tests need the open-request
+ * bookkeeping here, and these tests need none of its behaviours. One receiver doing both would be
+ * harder to read than two that each do one job.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
