@@ -8,9 +8,9 @@
  * worker while attempts are provably in flight.
  *
  * Why not receiver.ts: that one records a request when its body is complete and answers per path
- * (status, delay, redirect, large or endless bodies); none of its tests need the open-request
- * bookkeeping here, and these tests need none of its behaviours. One receiver doing both would be
- * harder to read than two that each do one job.
+ * (status, delay, redirect, large or endless bodies), and knows nothing of open requests. A test
+ * that needs both starts both (engine.test.ts); one receiver doing both jobs would be harder to
+ * read than two that each do one.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
