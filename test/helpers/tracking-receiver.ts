@@ -8,9 +8,9 @@
  * worker while attempts are provably in flight.
  *
  * Why not receiver.ts: that one records a request when its body is complete and answers per path
- * (status, delay, redirect, large or endless bodies), and knows nothing of open requests. A test
- * that needs both starts both (engine.test.ts); one receiver doing both jobs would be harder to
- * read than two that each do one.
+ * (status, delay, redirect, large or endless bodies), and knows nothing of open requests; the
+ * process tests (processes.test.ts) need only this bookkeeping. One receiver doing both jobs would
+ * be harder to read than two that each do one.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
