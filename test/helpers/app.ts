@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
-import { silentLogger } from '../../src/logger.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
 import { startPostbox, type Postbox } from '../../src/runtime/postbox.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -38,8 +38,12 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  return startTestAppOn(await createTestDatabase(), env, true);
+/** `logger`: where the instance logs (default: nowhere); a test that checks log lines passes its own. */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  logger: Logger = silentLogger(),
+): Promise<TestApp> {
+  return startTestAppOn(await createTestDatabase(), env, true, logger);
 }
 
 /**
@@ -50,6 +54,7 @@ export async function startTestAppOn(
   db: TestDatabase,
   env: Record<string, string> = {},
   ownsDatabase = false,
+  logger: Logger = silentLogger(),
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'postbox-test-data-'));
   const config = loadConfig({
@@ -61,7 +66,7 @@ export async function startTestAppOn(
     LOG_LEVEL: 'error',
     ...env,
   });
-  const postbox = await startPostbox(config, silentLogger());
+  const postbox = await startPostbox(config, logger);
   const server: Server = createServer(postbox.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

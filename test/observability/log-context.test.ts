@@ -3,14 +3,9 @@
  * traceparent came), and the child-logger helper puts delivery/event/webhook/tenant/trace ids on
  * every line.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import winston from 'winston';
-import { loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/logger.js';
 import {
   childLogger,
@@ -18,9 +13,7 @@ import {
   logFields,
   traceFields,
 } from '../../src/observability/log-context.js';
-import { startPostbox, type Postbox } from '../../src/runtime/postbox.js';
-import { ADMIN_KEY, SECRETS_KEY } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.js';
 import { queueEvent } from '../helpers/fixtures.js';
 import { sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { startReceiver } from '../helpers/receiver.js';
@@ -95,42 +88,22 @@ describe('logFields and childLogger', () => {
 });
 
 describe('the request log of a real instance', () => {
-  let db: TestDatabase;
-  let postbox: Postbox;
-  let server: Server;
-  let baseUrl: string;
+  let app: TestApp;
   let lines: Record<string, unknown>[];
-  const dataDir = mkdtempSync(join(tmpdir(), 'postbox-log-test-'));
 
   beforeAll(async () => {
-    db = await createTestDatabase();
     const capture = captureLogger();
     lines = capture.lines;
-    const config = loadConfig({
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      ADMIN_API_KEY: ADMIN_KEY,
-      SECRETS_KEY,
-      POSTBOX_ROLE: 'api',
-    });
-    postbox = await startPostbox(config, capture.logger);
-    server = createServer(postbox.app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    app = await startTestApp({}, capture.logger);
   });
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await postbox.stop();
-    await db.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await app.close();
   });
 
   const requestLines = () => lines.filter((l) => l.message === 'request');
 
   it('carries the request id it answered with, the route pattern and no path ids', async () => {
-    const res = await fetch(`${baseUrl}/tenants/0190b6a4-3f1e-7c3a-9d2e-000000000000`, {
+    const res = await fetch(`${app.baseUrl}/tenants/0190b6a4-3f1e-7c3a-9d2e-000000000000`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
     expect(res.status).toBe(404);
@@ -143,7 +116,7 @@ describe('the request log of a real instance', () => {
   });
 
   it('keeps a well-formed X-Request-Id from the caller and adds trace_id from a valid traceparent', async () => {
-    const res = await fetch(`${baseUrl}/health`, {
+    const res = await fetch(`${app.baseUrl}/health`, {
       headers: { 'x-request-id': 'caller-chosen.id:1', traceparent: TRACEPARENT },
     });
     expect(res.headers.get('x-request-id')).toBe('caller-chosen.id:1');
@@ -155,7 +128,7 @@ describe('the request log of a real instance', () => {
   });
 
   it('replaces a malformed X-Request-Id instead of logging it', async () => {
-    const res = await fetch(`${baseUrl}/health`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    const res = await fetch(`${app.baseUrl}/health`, { headers: { 'x-request-id': 'bad id with spaces' } });
     const requestId = res.headers.get('x-request-id')!;
     expect(requestId).not.toBe('bad id with spaces');
     expect(requestLines().find((l) => l.request_id === requestId)).toBeDefined();
@@ -165,26 +138,17 @@ describe('the request log of a real instance', () => {
 
 describe('the delivery attempt log of a real engine', () => {
   it('names the delivery, event, webhook and tenant, and the trace the event carried', async () => {
-    const db = await createTestDatabase();
     const receiver = await startReceiver();
-    const dataDir = mkdtempSync(join(tmpdir(), 'postbox-log-test-'));
     const { logger, lines } = captureLogger();
-    const postbox = await startPostbox(
-      loadConfig({
-        DATABASE_URL: db.url,
-        DATA_DIR: dataDir,
-        ADMIN_API_KEY: ADMIN_KEY,
-        SECRETS_KEY,
-        POSTBOX_ROLE: 'worker',
-        SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-        POLL_INTERVAL_MS: '50',
-      }),
+    const app = await startTestApp(
+      { POSTBOX_ROLE: 'worker', SSRF_ALLOW_CIDRS: '127.0.0.0/8', POLL_INTERVAL_MS: '50' },
       logger,
     );
+    const db = app.db.pool;
     try {
-      const tenant = await sqlTenant(db.pool);
-      const hook = await sqlWebhook(db.pool, tenant.id, { url: receiver.url('/traced') });
-      const queued = await queueEvent(db.pool, tenant.id, [hook.id], { traceparent: TRACEPARENT });
+      const tenant = await sqlTenant(db);
+      const hook = await sqlWebhook(db, tenant.id, { url: receiver.url('/traced') });
+      const queued = await queueEvent(db, tenant.id, [hook.id], { traceparent: TRACEPARENT });
       const line = await waitFor(() => lines.find((l) => l.message === 'delivery attempt'), {
         what: 'the attempt log line',
       });
@@ -200,10 +164,8 @@ describe('the delivery attempt log of a real engine', () => {
       });
       expect(JSON.stringify(line)).not.toContain(hook.secret);
     } finally {
-      await postbox.stop();
+      await app.close();
       await receiver.close();
-      await db.drop();
-      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
