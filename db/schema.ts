@@ -60,6 +60,8 @@ export const quotas = pgTable('quotas', {
   maxConcurrentDeliveries: integer('max_concurrent_deliveries').notNull(),
   maxDlqSize: integer('max_dlq_size').notNull(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
+  // Bumped by every claim that takes deliveries of the tenant (see claimDue): the claim's lock point.
+  claimSeq: bigint('claim_seq', { mode: 'number' }).notNull().default(0),
 });
 
 export const webhooks = pgTable(
@@ -86,6 +88,13 @@ export const webhooks = pgTable(
     createdAt: tstz('created_at').notNull().defaultNow(),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
     deletedAt: tstz('deleted_at'),
+    // Receiver health and the circuit breaker, written by the recorder (src/queries/record.ts).
+    consecutiveFailures: integer('consecutive_failures').notNull().default(0),
+    breakerState: text('breaker_state').notNull().default('closed'),
+    breakerOpenUntil: tstz('breaker_open_until'),
+    breakerOpens: integer('breaker_opens').notNull().default(0),
+    failingSince: tstz('failing_since'),
+    lastSuccessAt: tstz('last_success_at'),
   },
   // Lists are ORDER BY id DESC, which means NULLS FIRST: the indexes must say so to serve them.
   (t) => [
@@ -94,6 +103,8 @@ export const webhooks = pgTable(
     index('webhooks_event_types_idx')
       .using('gin', t.eventTypes)
       .where(sql`deleted_at IS NULL AND enabled`),
+    // Half-open is not stored: it is 'open' with breaker_open_until passed.
+    check('webhooks_breaker_state_check', sql`${t.breakerState} IN ('closed', 'open')`),
   ],
 );
 
@@ -152,6 +163,15 @@ export const deliveries = pgTable(
     // Rescue: in-flight rows whose lease ran out (their worker died).
     index('deliveries_lease_idx')
       .on(t.leaseExpiresAt)
+      .where(sql`status = 'in_flight'`),
+    // The claim's per-webhook side: a webhook's oldest pending rows, and a skip scan over the webhooks
+    // that have any (rows behind a head of due rows that limits hold back); parking on disable.
+    index('deliveries_pending_webhook_idx')
+      .on(t.webhookId, t.nextAttemptAt)
+      .where(sql`status = 'pending'`),
+    // In-flight counts per tenant and per (tenant, webhook) for the claim's concurrency limits.
+    index('deliveries_in_flight_idx')
+      .on(t.tenantId, t.webhookId)
       .where(sql`status = 'in_flight'`),
     index('deliveries_event_id_idx').on(t.eventId),
     index('deliveries_webhook_id_idx').on(t.webhookId, t.id.desc().nullsFirst()),
