@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { allPages } from '../helpers/pages.js';
 import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
 
 let app: TestApp;
@@ -99,21 +100,9 @@ describe('GET /audit', () => {
   it('pages with limit and cursor, each row once', async () => {
     const tenant = await app.createTenant('pages');
     const ids = await auditRows(tenant.id, 'test.page', 7);
-    const seen: string[] = [];
-    const sizes: number[] = [];
-    let cursor: string | null = null;
-    do {
-      const res: any = await app.request(
-        'GET',
-        `/audit?tenant_id=${tenant.id}&action=test.page&limit=3${cursor ? `&cursor=${cursor}` : ''}`,
-      );
-      expect(res.status).toBe(200);
-      sizes.push(res.body.data.length);
-      seen.push(...res.body.data.map((r: any) => r.object_id));
-      cursor = res.body.next_cursor;
-    } while (cursor);
-    expect(sizes).toEqual([3, 3, 1]);
-    expect(seen).toEqual([...ids].reverse());
+    const pages = await allPages(app, `/audit?tenant_id=${tenant.id}&action=test.page&limit=3`);
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat().map((r) => r.object_id)).toEqual([...ids].reverse());
   });
 
   it.each([

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { allPages } from '../helpers/pages.js';
 import {
   sqlAttempts,
   sqlDeadDelivery,
@@ -119,19 +120,9 @@ describe('GET /deliveries', () => {
     const w = await world();
     const made: string[] = [];
     for (let i = 0; i < 5; i++) made.push(await w.delivery());
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    const sizes: number[] = [];
-    do {
-      const query: string = `limit=2${cursor ? `&cursor=${cursor}` : ''}`;
-      const res = await app.request('GET', `/deliveries?${query}`, { key: w.key });
-      expect(res.status).toBe(200);
-      sizes.push(res.body.data.length);
-      seen.push(...res.body.data.map((d: any) => d.id));
-      cursor = res.body.next_cursor;
-    } while (cursor);
-    expect(sizes).toEqual([2, 2, 1]);
-    expect(seen).toEqual([...made].reverse());
+    const pages = await allPages(app, '/deliveries?limit=2', w.key);
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    expect(pages.flat().map((d) => d.id)).toEqual([...made].reverse());
   });
 
   it('keeps the filters across pages', async () => {

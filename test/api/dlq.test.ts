@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { allPages } from '../helpers/pages.js';
 import { sqlDeadDelivery, sqlDelivery, sqlEvent, sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
 
 let app: TestApp;
@@ -99,17 +100,9 @@ describe('GET /dlq', () => {
       ]);
       micro.push(d.deliveryId);
     }
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page: any = await app.request('GET', `/dlq?limit=2${cursor ? `&cursor=${cursor}` : ''}`, {
-        key: w.key,
-      });
-      expect(page.status).toBe(200);
-      expect(page.body.data.length).toBeLessThanOrEqual(2);
-      seen.push(...page.body.data.map((d: any) => d.delivery_id));
-      cursor = page.body.next_cursor;
-    } while (cursor);
+    const pages = await allPages(app, '/dlq?limit=2', w.key);
+    for (const page of pages) expect(page.length).toBeLessThanOrEqual(2);
+    const seen = pages.flat().map((d) => d.delivery_id);
     // Newest dead_at first; among equal dead_at, the larger delivery id first.
     expect(seen).toEqual([micro[1], micro[0], ...[...made].sort().reverse()]);
   });
