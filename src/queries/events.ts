@@ -122,7 +122,12 @@ export async function insertEventsWithDeliveries(
   rows: readonly IngestRow[],
 ): Promise<IngestedRow[]> {
   if (rows.length === 0) return [];
-  const result = await db.query<IngestedRow>(INGEST_EVENTS_SQL, ingestParams(rows));
+  // Named: prepared once per connection, so the hot path skips parse and plan on every call.
+  const result = await db.query<IngestedRow>({
+    name: 'ingest_events',
+    text: INGEST_EVENTS_SQL,
+    values: ingestParams(rows),
+  });
   return result.rows;
 }
 

@@ -37,8 +37,10 @@ export async function consumeEventQuota(
     now: string;
     granted: number | null;
     current: number | null;
-  }>(
-    `WITH q AS (
+  }>({
+    // Named: prepared once per connection (this runs for every ingest request).
+    name: 'consume_event_quota',
+    text: `WITH q AS (
        SELECT max_events_per_sec AS lim, floor(${NOW_EPOCH})::bigint AS win, ${NOW_EPOCH} AS now
          FROM quotas WHERE tenant_id = $1),
      added AS (
@@ -52,8 +54,8 @@ export async function consumeEventQuota(
             -- Read only when refused; this snapshot does not see the row the upsert just wrote.
             (SELECT count FROM rate_windows WHERE tenant_id = $1 AND window_start = q.win) AS current
        FROM q`,
-    [tenantId, n],
-  );
+    values: [tenantId, n],
+  });
   const row = rows[0];
   if (!row) return undefined;
   const granted = row.granted !== null;
