@@ -88,6 +88,14 @@ const EnvSchema = v.object({
   DEFAULT_MAX_CONCURRENT_DELIVERIES: optionalInt(1, 100_000, 100),
   /** Default quota for new tenants: DLQ size before the tenant is flagged. */
   DEFAULT_MAX_DLQ_SIZE: optionalInt(1, 100_000_000, 10_000),
+  /** Consecutive failed attempts that open a webhook's circuit breaker (its deliveries then wait). */
+  BREAKER_FAILURE_THRESHOLD: optionalInt(1, 1000, 5),
+  /** First cool-down of an open breaker, in ms; doubled by each reopen (failed probe). */
+  BREAKER_COOLDOWN_MS: optionalInt(100, 86_400_000, 30_000),
+  /** The breaker's cool-down never grows past this, in ms. */
+  BREAKER_COOLDOWN_MAX_MS: optionalInt(100, 86_400_000, 600_000),
+  /** A webhook failing continuously this long (ms) is disabled; its deliveries wait for re-enabling. */
+  WEBHOOK_AUTO_DISABLE_AFTER_MS: optionalInt(1000, 365 * 86_400_000, 5 * 86_400_000),
   /** PostgreSQL pool size of this process. */
   DB_POOL_SIZE: optionalInt(2, 200, 10),
 });

@@ -7,12 +7,20 @@
  * beyond one batch per slot hold slots too (heldElsewhere), so a slow database slows claiming instead
  * of piling results up in memory, without putting every flush on every delivery's critical path.
  *
- * Seam (per-webhook fairness): claims are oldest-due-first across all webhooks; webhooks.max_concurrency
- * is not enforced. A fairness layer belongs between claimDue and dispatch, or inside claimDue.
+ * Limits (webhooks.max_concurrency, the tenant's max_concurrent_deliveries, the circuit breaker) are
+ * enforced inside claimDue, from the database, so they hold across processes. A claim that leaves due
+ * rows behind because of them says so (heldBack): the next release of slots here claims again, and the
+ * poll covers slots freed by other processes. A claim that met another process's claim of the same
+ * tenant (contended) tries again shortly; a skip scan stopped at its cap resumes at once.
  */
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
-import { claimDue, type ClaimedDelivery, type DeadLettered } from '../queries/deliveries.js';
+import {
+  claimDue,
+  type ClaimedDelivery,
+  type ClaimResult,
+  type DeadLettered,
+} from '../queries/deliveries.js';
 import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 
 export interface ClaimerOptions {
@@ -40,6 +48,8 @@ export interface ClaimerOptions {
 
 /** Small claims (few free slots) are spaced at least this far apart, so a busy worker claims in batches. */
 const SMALL_CLAIM_SPACING_MS = 5;
+/** After a claim lost a tenant to another process's claim: try again this long after (plus jitter). */
+const CONTENDED_RETRY_MS = 10;
 
 export class Claimer {
   private readonly running = new Map<string, AbortController>();
@@ -51,7 +61,12 @@ export class Claimer {
   private lastClaimAt = 0;
   private spacingTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private readonly smallClaim: number;
+  /** The last claim left due rows behind because of the limits: claim again when slots free up. */
+  private heldBack = false;
+  /** Where the next claim's skip scan over webhooks resumes. */
+  private scanFrom: string | null = null;
 
   constructor(private readonly o: ClaimerOptions) {
     this.smallClaim = Math.max(1, Math.min(o.batchSize, Math.floor(o.concurrency / 4)));
@@ -73,7 +88,13 @@ export class Claimer {
     this.schedule();
   }
 
-  /** Slots were freed elsewhere (results written): claim again if work is wanted. */
+  /** Slots were freed (results written): rows the limits held back may be claimable now. */
+  released(): void {
+    if (this.heldBack) this.wanted = true;
+    this.schedule();
+  }
+
+  /** Claims if work is wanted and slots are free. */
   schedule(): void {
     if (this.stopped || this.claiming || this.queued || !this.wanted) return;
     const free = this.freeSlots();
@@ -103,6 +124,7 @@ export class Claimer {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearTimeout(this.spacingTimer);
+    clearTimeout(this.retryTimer);
     await this.claiming;
   }
 
@@ -133,25 +155,41 @@ export class Claimer {
     if (limit <= 0) return;
     this.wanted = false;
     this.lastClaimAt = Date.now();
-    let rows: ClaimedDelivery[];
-    let dead: DeadLettered[];
+    let result: ClaimResult;
     try {
-      ({ deliveries: rows, deadLettered: dead } = await claimDue(this.o.pool, {
+      result = await claimDue(this.o.pool, {
         workerId: this.o.workerId,
         limit,
         leaseSeconds: this.o.leaseSeconds,
         defaultMaxAttempts: DEFAULT_RETRY_POLICY.max_attempts,
-      }));
+        scanFrom: this.scanFrom,
+      });
     } catch (err) {
       // The next poll tries again; no tight loop against a database that is down.
       this.o.logger.error('claiming deliveries failed', { error: (err as Error).message });
       return;
     }
+    const { deliveries: rows, deadLettered: dead } = result;
     this.o.onClaim?.(rows.length, Date.now() - this.lastClaimAt);
     if (dead.length > 0) this.o.onDeadLettered?.(dead);
-    // A full batch (dead-lettered rescues took room too): there is probably more.
-    if (rows.length + dead.length >= limit) this.wanted = true;
+    this.scanFrom = result.scanNext;
+    this.heldBack = result.heldBack;
+    // A full batch (dead-lettered rescues took room too), or webhooks left unscanned: probably more.
+    if (rows.length + dead.length >= limit || result.scanNext !== null) this.wanted = true;
+    else if (result.contended > 0) this.retrySoon();
     for (const row of rows) this.dispatch(row);
+  }
+
+  /** Another process was claiming for the same tenant: its claim ends within milliseconds. */
+  private retrySoon(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.wake();
+      },
+      CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS),
+    );
   }
 
   private dispatch(delivery: ClaimedDelivery): void {

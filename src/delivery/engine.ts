@@ -11,7 +11,11 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import {
+  DEFAULT_HEALTH_POLICY,
   releaseClaims,
+  type DlqOverLimit,
+  type HealthPolicy,
+  type WebhookHealthChange,
   type AttemptResult,
   type ClaimedDelivery,
   type DeadLettered,
@@ -20,6 +24,7 @@ import {
 import type { SecretBox } from '../security/secret-box.js';
 import { deliveryLogFields } from '../observability/log-context.js';
 import { Claimer } from './claimer.js';
+import { reportHealth } from './health-report.js';
 import { createHttpAgents, destroyHttpAgents, type HttpAgentFactory } from './http-agents.js';
 import { Listener } from './listener.js';
 import { outcomeOf } from './outcome.js';
@@ -36,6 +41,10 @@ export interface DeliveryEngineHooks {
   onRecorded?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
   /** Rescued deliveries dead-lettered by the claim: their lost attempts used up the policy. */
   onDeadLettered?: (deliveries: readonly DeadLettered[]) => void;
+  /** Breakers that opened, reopened or closed, and webhooks disabled automatically (also logged). */
+  onWebhookHealth?: (changes: readonly WebhookHealthChange[]) => void;
+  /** Tenants whose DLQ just grew past max_dlq_size, once per crossing (also logged). */
+  onDlqOverLimit?: (crossings: readonly DlqOverLimit[]) => void;
 }
 
 export interface DeliveryEngineOptions {
@@ -66,6 +75,8 @@ export interface DeliveryEngineOptions {
   recordBatchSize?: number;
   /** A result waits at most this long before its batch is written (default 5 ms). */
   recordFlushMs?: number;
+  /** Circuit breaker and automatic disabling (default DEFAULT_HEALTH_POLICY). */
+  health?: HealthPolicy;
   hooks?: DeliveryEngineHooks;
 }
 
@@ -97,6 +108,12 @@ export function deliveryEngineOptions(
     pollIntervalMs: config.POLL_INTERVAL_MS,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     ssrfAllowCidrs: config.SSRF_ALLOW_CIDRS,
+    health: {
+      failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
+      cooldownMs: config.BREAKER_COOLDOWN_MS,
+      cooldownMaxMs: Math.max(config.BREAKER_COOLDOWN_MS, config.BREAKER_COOLDOWN_MAX_MS),
+      autoDisableAfterMs: config.WEBHOOK_AUTO_DISABLE_AFTER_MS,
+    },
   };
 }
 
@@ -118,9 +135,11 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     workerId,
     maxBatch: o.recordBatchSize ?? 500,
     flushIntervalMs: o.recordFlushMs ?? 5,
+    health: o.health ?? DEFAULT_HEALTH_POLICY,
     onFlushed: (results, summary) => {
       hooks.onRecorded?.(results, summary);
-      claimer.schedule(); // their slots are free now
+      reportHealth(logger, summary, hooks);
+      claimer.released(); // their slots are free now, here and in the database's counts
     },
   });
 
@@ -131,7 +150,9 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     let result = outcomeOf(delivery, sent);
     // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
     // number kept), but due again at once for another worker.
-    if (sent.aborted && result.outcome === 'retry') result = { ...result, retryDelayMs: 0 };
+    // It says nothing about the receiver: the breaker leaves it out.
+    if (sent.aborted)
+      result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
     recorder.add(result);
     hooks.onAttempt?.(delivery, result);
     // One line per attempt; never the payload, the URL's secrets or the signing secret.

@@ -9,7 +9,12 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
-import { recordResults, type AttemptResult, type RecordSummary } from '../queries/deliveries.js';
+import {
+  recordResults,
+  type AttemptResult,
+  type HealthPolicy,
+  type RecordSummary,
+} from '../queries/deliveries.js';
 
 export interface RecorderOptions {
   pool: pg.Pool;
@@ -20,6 +25,8 @@ export interface RecorderOptions {
   maxBatch: number;
   /** Flush at most this long after the first waiting result arrived. */
   flushIntervalMs: number;
+  /** Breaker and auto-disable thresholds, applied in the same statement as the results. */
+  health: HealthPolicy;
   /** Called after each successful flush with what it wrote (metrics, freeing claim slots). */
   onFlushed?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
 }
@@ -99,7 +106,7 @@ export class Recorder {
 
   private async write(batch: AttemptResult[]): Promise<void> {
     try {
-      const summary = await recordResults(this.o.pool, this.o.workerId, batch);
+      const summary = await recordResults(this.o.pool, this.o.workerId, batch, this.o.health);
       this.failures = 0;
       this.o.onFlushed?.(batch, summary);
     } catch (err) {

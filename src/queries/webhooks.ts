@@ -145,6 +145,40 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
 }
 
 /**
+ * Disabling: the webhook's pending deliveries are kept but parked (next_attempt_at = 'infinity'), so
+ * they stay out of the claim's way (deliveries_due_idx reads them last, never) until re-enabled.
+ */
+export async function parkWebhookDeliveries(db: Queryable, id: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE deliveries SET next_attempt_at = 'infinity', updated_at = now()
+      WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at < 'infinity'`,
+    [id],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * PATCH enabled=true: a fresh start for the receiver. The circuit breaker closes (failure count and
+ * cool-down cleared) and parked deliveries are due now, in one statement. Returns how many were due.
+ */
+export async function resumeWebhook(db: Queryable, id: string): Promise<number> {
+  const { rows } = await db.query<{ resumed: number }>(
+    `WITH breaker AS (
+       UPDATE webhooks
+          SET breaker_state = 'closed', breaker_open_until = NULL, breaker_opens = 0,
+              consecutive_failures = 0, failing_since = NULL
+        WHERE id = $1),
+     resumed AS (
+       UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+        WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at = 'infinity'
+        RETURNING 1)
+     SELECT count(*)::int AS resumed FROM resumed`,
+    [id],
+  );
+  return rows[0]!.resumed;
+}
+
+/**
  * Soft delete, and in the same statement cancel what was still to be delivered. In-flight rows are
  * cancelled too: their worker's outcome write is guarded by status = 'in_flight', so it is dropped.
  */

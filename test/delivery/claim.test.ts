@@ -219,17 +219,24 @@ describe('claimDue', () => {
   });
 
   it('concurrent claimers never get the same row', async () => {
-    const hooks = await Promise.all([1, 2, 3].map(() => sqlWebhook(db(), tenantId)));
+    // Limits high enough for all 3000 to be in flight at once (limits: test/delivery/limits.test.ts).
+    const tenants = [tenantId, (await sqlTenant(db(), 'second')).id];
+    await db().query(`UPDATE quotas SET max_concurrent_deliveries = 10000`);
+    const hooks = await Promise.all(
+      [0, 1, 1].map((t) => sqlWebhook(db(), tenants[t]!, { maxConcurrency: 10000 })),
+    );
     const total = 3000;
-    for (const hook of hooks) await queueMany(db(), tenantId, hook.id, total / 3);
+    for (const [i, hook] of hooks.entries())
+      await queueMany(db(), tenants[i === 0 ? 0 : 1]!, hook.id, total / 3);
     const workers = Array.from({ length: 8 }, (_, i) => `claimer-${i}`);
     const seen = new Map<string, string>();
     const duplicates: string[] = [];
     await Promise.all(
       workers.map(async (w) => {
         for (;;) {
-          const rows = await claim(w, 37);
-          if (rows.length === 0) return;
+          const { deliveries: rows, contended } = await claimAll(w, 37);
+          // Another claimer held the tenant: not the end of the queue.
+          if (rows.length === 0 && contended === 0) return;
           for (const r of rows) {
             if (seen.has(r.id)) duplicates.push(r.id);
             seen.set(r.id, w);
@@ -271,7 +278,7 @@ describe('recordResults', () => {
         responseExcerpt: null,
       }),
     ]);
-    expect(summary).toEqual({ updated: 3, dead: 1 });
+    expect(summary).toMatchObject({ updated: 3, dead: 1 });
 
     expect(await deliveryState(db(), ok)).toMatchObject({
       status: 'succeeded',
@@ -323,12 +330,12 @@ describe('recordResults', () => {
     const late = await recordResults(db(), 'slow-worker', [
       result(id, 1, { outcome: 'dead', statusCode: 500 }),
     ]);
-    expect(late).toEqual({ updated: 0, dead: 0 });
+    expect(late).toMatchObject({ updated: 0, dead: 0 });
     expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', lease_owner: 'rescuer' });
     // The late attempt still happened, so it is in the history.
     expect((await attemptRows(db(), id)).map((a) => a.attempt)).toEqual([1]);
 
-    expect(await recordResults(db(), 'rescuer', [result(id, 2)])).toEqual({ updated: 1, dead: 0 });
+    expect(await recordResults(db(), 'rescuer', [result(id, 2)])).toMatchObject({ updated: 1, dead: 0 });
     expect((await deliveryState(db(), id)).status).toBe('succeeded');
   });
 
@@ -341,7 +348,7 @@ describe('recordResults', () => {
       id,
     ]);
     await claim('w'); // the same worker re-claims its own expired lease: attempt 2
-    expect(await recordResults(db(), 'w', [result(id, 1)])).toEqual({ updated: 0, dead: 0 });
+    expect(await recordResults(db(), 'w', [result(id, 1)])).toMatchObject({ updated: 0, dead: 0 });
     expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', attempts: 2 });
   });
 
@@ -352,7 +359,7 @@ describe('recordResults', () => {
     await claim('w');
     await db().query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [cancelled]);
     await db().query(`DELETE FROM deliveries WHERE id = $1`, [deleted]);
-    expect(await recordResults(db(), 'w', [result(cancelled, 1), result(deleted, 1)])).toEqual({
+    expect(await recordResults(db(), 'w', [result(cancelled, 1), result(deleted, 1)])).toMatchObject({
       updated: 0,
       dead: 0,
     });
@@ -384,7 +391,7 @@ describe('recordResults', () => {
   });
 
   it('an empty batch costs nothing', async () => {
-    expect(await recordResults(db(), 'w', [])).toEqual({ updated: 0, dead: 0 });
+    expect(await recordResults(db(), 'w', [])).toMatchObject({ updated: 0, dead: 0 });
   });
 });
 

@@ -59,8 +59,13 @@ async function engine(over: Partial<DeliveryEngineOptions> = {}): Promise<Delive
   return e;
 }
 
-const webhook = (path: string) =>
-  sqlWebhook(db(), tenantId, { url: receiver.url(path), retryPolicy: fast, timeoutMs: 15_000 });
+const webhook = (path: string, maxConcurrency?: number) =>
+  sqlWebhook(db(), tenantId, {
+    url: receiver.url(path),
+    retryPolicy: fast,
+    timeoutMs: 15_000,
+    maxConcurrency,
+  });
 
 async function allInState(ids: string[], status: string, timeoutMs = 10_000) {
   return waitFor(
@@ -159,7 +164,8 @@ describe('leases', () => {
       setTimeout(() => active.delete(id), delayMs);
       return { delayMs };
     });
-    const hook = await webhook('/shared');
+    // Room for both engines at once (the default max_concurrency 10 could let one of them take all).
+    const hook = await webhook('/shared', 100);
     const ids = await queueMany(db(), tenantId, hook.id, 400);
     const byEngine = new Map<string, number>();
     const count = (name: string) => () => void byEngine.set(name, (byEngine.get(name) ?? 0) + 1);

@@ -33,6 +33,8 @@ export interface WebhookFixture {
   eventTypes?: string[];
   retryPolicy?: RetryPolicy;
   timeoutMs?: number;
+  /** webhooks.max_concurrency (default 10, as the API's). */
+  maxConcurrency?: number;
   enabled?: boolean;
   deleted?: boolean;
 }
@@ -46,8 +48,8 @@ export async function sqlWebhook(
   const secret = w.secret ?? 'whsec_' + randomBytes(32).toString('base64');
   await db.query(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, retry_policy, timeout_ms,
-                           enabled, deleted_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END)`,
+                           enabled, deleted_at, max_concurrency)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10)`,
     [
       id,
       tenantId,
@@ -58,6 +60,7 @@ export async function sqlWebhook(
       w.timeoutMs ?? 15000,
       w.enabled ?? true,
       w.deleted ?? false,
+      w.maxConcurrency ?? 10,
     ],
   );
   return { id, secret };

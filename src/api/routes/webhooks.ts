@@ -29,6 +29,8 @@ import {
   insertWebhook,
   listWebhooks,
   lockWebhook,
+  parkWebhookDeliveries,
+  resumeWebhook,
   rotateWebhookSecret,
   softDeleteWebhook,
   updateWebhook,
@@ -123,7 +125,6 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
       const current = await lockWebhook(tx, id, readScope(req));
       if (!current) throw AppError.notFound('webhook');
       const enabled = input.enabled ?? current.enabled;
-      const reenabled = enabled && !current.enabled;
       const updated = await updateWebhook(tx, id, {
         url: input.url ?? current.url,
         eventTypes: input.event_types ?? current.eventTypes,
@@ -141,8 +142,14 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
       );
       if (Object.keys(changes).length > 0)
         await insertAudit(tx, audit(req, 'webhook.update', updated, changes));
-      // Its queued deliveries become claimable again: wake the workers (sent on COMMIT).
-      if (reenabled) await notifyDeliveriesDue(tx);
+      // Disabled: its pending deliveries are kept, parked out of the claim's way. enabled=true (also on
+      // an enabled webhook) closes the circuit breaker and makes parked deliveries due; then wake the
+      // workers (sent on COMMIT).
+      if (current.enabled && !enabled) await parkWebhookDeliveries(tx, id);
+      if (input.enabled === true) {
+        await resumeWebhook(tx, id);
+        await notifyDeliveriesDue(tx);
+      }
       return updated;
     });
     res.json(webhookJson(row));

@@ -1,0 +1,44 @@
+/**
+ * What a written batch changed about receivers and tenants, told to the logs and the engine's hooks:
+ * a breaker opening, reopening or closing, a webhook disabled automatically, a tenant's DLQ crossing
+ * max_dlq_size. The recorder's statement decides these once per change (not per delivery), so each
+ * is one log line.
+ */
+import type { Logger } from '../logger.js';
+import type { RecordSummary } from '../queries/deliveries.js';
+import type { DeliveryEngineHooks } from './engine.js';
+
+export function reportHealth(
+  logger: Logger,
+  summary: RecordSummary,
+  hooks: Pick<DeliveryEngineHooks, 'onWebhookHealth' | 'onDlqOverLimit'>,
+): void {
+  for (const c of summary.webhookChanges) {
+    const ids = {
+      webhook_id: c.webhookId,
+      tenant_id: c.tenantId,
+      consecutive_failures: c.consecutiveFailures,
+    };
+    if (c.disabled === 'gone')
+      logger.warn('webhook disabled: the receiver answered 410 Gone; its deliveries wait', ids);
+    else if (c.disabled === 'failing')
+      logger.warn(
+        'webhook disabled: failing for longer than WEBHOOK_AUTO_DISABLE_AFTER_MS; its deliveries wait',
+        ids,
+      );
+    if (c.breaker === 'opened' || c.breaker === 'reopened')
+      logger.warn(`circuit breaker ${c.breaker}: deliveries deferred until the cool-down ends`, {
+        ...ids,
+        open_until: c.breakerOpenUntil,
+      });
+    else if (c.breaker === 'closed') logger.info('circuit breaker closed: deliveries flow again', ids);
+  }
+  for (const d of summary.dlqOverLimit)
+    logger.warn('tenant DLQ over max_dlq_size (nothing is dropped)', {
+      tenant_id: d.tenantId,
+      dlq_size: d.size,
+      max_dlq_size: d.limit,
+    });
+  if (summary.webhookChanges.length > 0) hooks.onWebhookHealth?.(summary.webhookChanges);
+  if (summary.dlqOverLimit.length > 0) hooks.onDlqOverLimit?.(summary.dlqOverLimit);
+}

@@ -1,0 +1,287 @@
+/**
+ * Recording attempts: one statement per batch writes every attempt, each delivery's next state, and
+ * what the batch says about each receiver (consecutive failures, the circuit breaker, automatic
+ * disabling), so a busy worker makes a few writes a second instead of one per delivery.
+ */
+import type { Queryable } from '../db/pool.js';
+import { LOST_ATTEMPT_ERROR } from './claim.js';
+
+/** What the next state of an attempted delivery is. */
+export type Outcome = 'succeeded' | 'retry' | 'dead';
+
+/** One finished attempt, as the recorder writes it. */
+export interface AttemptResult {
+  deliveryId: string;
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseExcerpt: string | null;
+  outcome: Outcome;
+  /** For 'retry': milliseconds from now (database clock) to the next attempt. */
+  retryDelayMs: number | null;
+  /** Cut short by this worker's shutdown: says nothing about the receiver, so the breaker ignores it. */
+  interrupted?: boolean;
+}
+
+/** How receiver failures turn into a circuit breaker and automatic disabling (config: BREAKER_*, WEBHOOK_*). */
+export interface HealthPolicy {
+  /** Consecutive failed attempts that open the breaker (BREAKER_FAILURE_THRESHOLD). */
+  failureThreshold: number;
+  /** First cool-down of an open breaker; each reopen without a success in between doubles it (BREAKER_COOLDOWN_MS). */
+  cooldownMs: number;
+  /** The cool-down never grows past this (BREAKER_COOLDOWN_MAX_MS). */
+  cooldownMaxMs: number;
+  /** Failing continuously this long disables the webhook (WEBHOOK_AUTO_DISABLE_AFTER_MS). */
+  autoDisableAfterMs: number;
+}
+
+export const DEFAULT_HEALTH_POLICY: HealthPolicy = Object.freeze({
+  failureThreshold: 5,
+  cooldownMs: 30_000,
+  cooldownMaxMs: 600_000,
+  autoDisableAfterMs: 5 * 24 * 3600_000,
+});
+
+/** A webhook whose breaker changed state or that was disabled by this batch. */
+export interface WebhookHealthChange {
+  webhookId: string;
+  tenantId: string;
+  /** opened: closed → open; reopened: a probe (or a failure after a success) failed; closed: a 2xx closed it. */
+  breaker: 'opened' | 'reopened' | 'closed' | null;
+  breakerOpenUntil: string | null;
+  consecutiveFailures: number;
+  /** gone: a 410 answer; failing: failing for autoDisableAfterMs. */
+  disabled: 'gone' | 'failing' | null;
+}
+
+/** A tenant whose DLQ this batch took from within max_dlq_size to over it (once per crossing). */
+export interface DlqOverLimit {
+  tenantId: string;
+  /** DLQ size after the batch (counted up to the limit + 1, plus what the batch added). */
+  size: number;
+  limit: number;
+}
+
+export interface RecordSummary {
+  /** Deliveries whose state changed (the rest were no longer ours: rescued, cancelled, deleted). */
+  updated: number;
+  /** Deliveries that went to the dead letter queue. */
+  dead: number;
+  webhookChanges: WebhookHealthChange[];
+  dlqOverLimit: DlqOverLimit[];
+}
+
+/**
+ * Records a batch in one statement (one transaction, one round trip), all from unnest()ed arrays:
+ *
+ * - every attempt row, even when the delivery is no longer ours (the request was sent; history says so);
+ * - per delivery: succeeded / back to pending with its own next_attempt_at / failed plus its DLQ row,
+ *   only while the row is in_flight under this worker's lease for this very attempt. A retry of a
+ *   disabled webhook is parked (next_attempt_at = 'infinity'), one of an open breaker waits for the
+ *   end of the cool-down: deferred, so the breaker costs no attempts;
+ * - per webhook, from its results in attempt order: consecutive_failures (reset by a 2xx), failing_since,
+ *   last_success_at (refreshed at most every 10 s, so healthy traffic rarely writes the row), and the
+ *   breaker: closed → open at failureThreshold; open past its cool-down → any result is the probe's:
+ *   a 2xx closes it, a failure reopens it with a doubled cool-down. A 410 answer, or failing for
+ *   autoDisableAfterMs, disables the webhook with a reason and an audit row (actor system), parking
+ *   its pending deliveries. Interrupted attempts (our shutdown) are left out of all of this;
+ * - per tenant whose DLQ grew: whether it just crossed max_dlq_size (nothing is dropped).
+ *
+ * Webhook rows are locked in id order before any delivery row is touched (the `calc` guard in `done`),
+ * the order DELETE /webhooks and PATCH use too, so concurrent recorders and API calls cannot deadlock.
+ * A webhook whose state this batch does not change is not locked or written at all.
+ * Data-modifying CTEs always run to completion, read or not.
+ */
+export async function recordResults(
+  db: Queryable,
+  workerId: string,
+  results: readonly AttemptResult[],
+  policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+): Promise<RecordSummary> {
+  if (results.length === 0) return { updated: 0, dead: 0, webhookChanges: [], dlqOverLimit: [] };
+  const col = <K extends keyof AttemptResult>(k: K) => results.map((r) => r[k]);
+  const { rows } = await db.query<RecordSummary>({
+    name: 'postbox_record_results',
+    text: RECORD_SQL,
+    values: [
+      workerId,
+      col('deliveryId'),
+      col('attempt'),
+      col('startedAt'),
+      col('durationMs'),
+      col('statusCode'),
+      col('error'),
+      col('responseExcerpt'),
+      col('outcome'),
+      col('retryDelayMs'),
+      LOST_ATTEMPT_ERROR,
+      results.map((r) => r.interrupted === true),
+      policy.failureThreshold,
+      policy.cooldownMs,
+      policy.cooldownMaxMs,
+      policy.autoDisableAfterMs,
+    ],
+  });
+  return rows[0]!;
+}
+
+const RECORD_SQL = `
+WITH r AS (
+   SELECT * FROM unnest($2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[], $7::text[],
+                        $8::text[], $9::text[], $10::bigint[], $12::bool[])
+     AS r(id, attempt, started_at, duration_ms, status_code, error, excerpt, outcome, delay_ms, interrupted)
+), rd AS MATERIALIZED (
+   -- The join skips deliveries deleted meanwhile (a dangling FK would fail the whole batch). id = ANY
+   -- lets the planner look rows up by primary key.
+   SELECT r.*, d.webhook_id, r.started_at + r.duration_ms * interval '1 millisecond' AS ended_at
+     FROM r JOIN deliveries d ON d.id = ANY($2::uuid[]) AND d.id = r.id
+), attempts AS (
+   INSERT INTO delivery_attempts
+          (delivery_id, attempt, started_at, duration_ms, status_code, error, response_excerpt)
+   SELECT id, attempt, started_at, duration_ms, status_code, error, excerpt FROM rd
+), health AS MATERIALIZED (
+   -- Per webhook: its last 2xx in this batch, and the failures after it (all of them when none).
+   SELECT x.webhook_id, x.last_ok,
+          count(*) FILTER (WHERE NOT x.ok AND x.ended_at > coalesce(x.last_ok, '-infinity')) AS failures,
+          min(x.started_at) FILTER (WHERE NOT x.ok AND x.ended_at > coalesce(x.last_ok, '-infinity'))
+            AS first_failure,
+          bool_or(x.status_code = 410) AS gone
+     FROM (SELECT webhook_id, started_at, ended_at, status_code, outcome = 'succeeded' AS ok,
+                  max(ended_at) FILTER (WHERE outcome = 'succeeded') OVER (PARTITION BY webhook_id) AS last_ok
+             FROM rd WHERE NOT interrupted) x
+    GROUP BY x.webhook_id, x.last_ok
+), hooks AS MATERIALIZED (
+   -- Only webhooks whose state changes, locked in id order. A READ COMMITTED lock returns the newest
+   -- row version (another recorder's counts included), and the WHERE is re-checked against it.
+   SELECT w.id, w.tenant_id, w.enabled, w.consecutive_failures, w.breaker_state, w.breaker_open_until,
+          w.breaker_opens, w.failing_since, w.last_success_at
+     FROM webhooks w JOIN health h ON h.webhook_id = w.id
+    WHERE w.deleted_at IS NULL
+      AND (h.failures > 0 OR h.gone OR w.consecutive_failures > 0 OR w.breaker_state <> 'closed'
+           OR w.failing_since IS NOT NULL
+           OR (h.last_ok IS NOT NULL
+               AND (w.last_success_at IS NULL OR w.last_success_at < h.last_ok - interval '10 seconds')))
+    ORDER BY w.id
+      FOR NO KEY UPDATE OF w
+), step AS MATERIALIZED (
+   SELECT k.*, h.gone, n.cf, n.failing_since AS new_failing_since, n.last_success_at AS new_last_success_at,
+          CASE WHEN h.last_ok IS NOT NULL AND n.cf < $13 THEN 'close'
+               WHEN h.last_ok IS NOT NULL THEN 'open_fresh'  -- a 2xx, then enough failures again
+               WHEN k.breaker_state = 'closed' AND n.cf >= $13 THEN 'open'
+               WHEN k.breaker_state = 'open' AND k.breaker_open_until <= now() THEN 'reopen' -- probe failed
+               ELSE 'keep' END AS ev
+     FROM hooks k JOIN health h ON h.webhook_id = k.id
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN h.last_ok IS NULL THEN k.consecutive_failures + h.failures ELSE h.failures END AS cf,
+             CASE WHEN h.failures = 0 THEN NULL
+                  WHEN h.last_ok IS NULL THEN coalesce(k.failing_since, h.first_failure)
+                  ELSE h.first_failure END AS failing_since,
+             greatest(k.last_success_at, h.last_ok) AS last_success_at) n
+), calc AS MATERIALIZED (
+   SELECT s.id, s.tenant_id, s.cf, s.new_failing_since AS failing_since,
+          s.new_last_success_at AS last_success_at,
+          CASE s.ev WHEN 'close' THEN 'closed' WHEN 'keep' THEN s.breaker_state ELSE 'open' END AS state,
+          o.opens,
+          CASE s.ev WHEN 'close' THEN NULL WHEN 'keep' THEN s.breaker_open_until
+               ELSE now() + least($15::bigint, $14::bigint * power(2, least(o.opens - 1, 30)))
+                            * interval '1 millisecond' END AS open_until,
+          CASE WHEN s.ev = 'close' AND s.breaker_state = 'open' THEN 'closed'
+               WHEN s.ev IN ('open', 'open_fresh') AND s.breaker_state = 'closed' THEN 'opened'
+               WHEN s.ev IN ('reopen', 'open_fresh') AND s.breaker_state = 'open' THEN 'reopened' END
+            AS transition,
+          d.disable,
+          CASE d.disable
+            WHEN 'gone' THEN 'disabled automatically: the receiver answered 410 Gone'
+            WHEN 'failing' THEN 'disabled automatically: every attempt failed since '
+                 || to_char(s.new_failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END AS reason
+     FROM step s
+    CROSS JOIN LATERAL (
+      SELECT CASE s.ev WHEN 'close' THEN 0 WHEN 'keep' THEN s.breaker_opens WHEN 'open_fresh' THEN 1
+                  ELSE s.breaker_opens + 1 END AS opens) o
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN NOT s.enabled THEN NULL
+                  WHEN s.gone THEN 'gone'
+                  WHEN s.cf > 0 AND s.new_failing_since <= now() - $16::bigint * interval '1 millisecond'
+                    THEN 'failing' END AS disable) d
+), hooks_written AS (
+   UPDATE webhooks w
+      SET consecutive_failures = c.cf, failing_since = c.failing_since, last_success_at = c.last_success_at,
+          breaker_state = c.state, breaker_open_until = c.open_until, breaker_opens = c.opens,
+          enabled = w.enabled AND c.disable IS NULL,
+          disabled_reason = coalesce(c.reason, w.disabled_reason),
+          updated_at = CASE WHEN c.disable IS NULL THEN w.updated_at ELSE now() END
+     FROM calc c
+    WHERE w.id = c.id
+), audited AS (
+   INSERT INTO audit_log (actor, action, object_type, object_id, tenant_id, changes)
+   SELECT 'system', CASE c.disable WHEN 'gone' THEN 'webhook.disable_gone' ELSE 'webhook.auto_disable' END,
+          'webhook', c.id::text, c.tenant_id,
+          jsonb_build_object('enabled', false, 'disabled_reason', c.reason,
+                             'failing_since', c.failing_since, 'consecutive_failures', c.cf)
+     FROM calc c WHERE c.disable IS NOT NULL
+), parked AS (
+   -- Kept, not attempted: they wait, out of the claim's way, until the webhook is enabled again.
+   UPDATE deliveries d SET next_attempt_at = 'infinity', updated_at = now()
+    WHERE d.webhook_id IN (SELECT id FROM calc WHERE disable IS NOT NULL)
+      AND d.status = 'pending' AND d.next_attempt_at < 'infinity'
+), done AS (
+   UPDATE deliveries d
+      SET status = CASE r.outcome WHEN 'succeeded' THEN 'succeeded'
+                                  WHEN 'retry' THEN 'pending' ELSE 'failed' END::delivery_status,
+          next_attempt_at = CASE
+            WHEN r.outcome <> 'retry' THEN d.next_attempt_at
+            WHEN NOT w.enabled OR c.disable IS NOT NULL THEN 'infinity'
+            ELSE greatest(now() + r.delay_ms * interval '1 millisecond',
+                          CASE WHEN c.id IS NOT NULL THEN c.open_until
+                               WHEN w.breaker_state = 'open' THEN w.breaker_open_until END) END,
+          completed_at = CASE WHEN r.outcome = 'retry' THEN NULL ELSE now() END,
+          last_status_code = r.status_code,
+          last_error = coalesce(r.error, d.last_error),
+          lease_owner = NULL,
+          lease_expires_at = NULL,
+          updated_at = now()
+     FROM r, webhooks w LEFT JOIN calc c ON c.id = w.id
+    WHERE d.id = ANY($2::uuid[]) AND d.id = r.id AND w.id = d.webhook_id
+      AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
+      -- Evaluated once, first: every webhook lock is taken before a delivery row is.
+      AND (SELECT count(*) FROM calc) >= 0
+    RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error
+), superseded AS (
+   -- A late result of an attempt a rescuer recorded as lost (its worker was slow, not dead)
+   -- replaces that placeholder. Only results that changed nothing can be late.
+   DELETE FROM delivery_attempts a
+    USING r
+    WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
+      AND NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
+), dead AS (
+   -- A delivery retried out of the DLQ and dead again replaces its old entry.
+   INSERT INTO dead_letter_queue
+          (delivery_id, tenant_id, webhook_id, event_id, event_type, last_error, attempts)
+   SELECT done.id, done.tenant_id, done.webhook_id, done.event_id, e.type, done.last_error, done.attempts
+     FROM done JOIN events e ON e.id = done.event_id
+    WHERE done.status = 'failed'
+   ON CONFLICT (delivery_id) DO UPDATE
+      SET last_error = EXCLUDED.last_error, attempts = EXCLUDED.attempts, dead_at = EXCLUDED.dead_at
+   RETURNING delivery_id, tenant_id, xmax = 0 AS inserted
+), dlq_over AS (
+   -- The size before this batch, counted no further than the limit + 1 (dead_letter_queue_tenant_idx):
+   -- a crossing is before <= limit < before + added. The snapshot misses a concurrent batch's rows, so
+   -- two batches crossing at once may both report it.
+   SELECT n.tenant_id, q.max_dlq_size AS lim, b.before + n.added AS size
+     FROM (SELECT tenant_id, count(*) AS added FROM dead WHERE inserted GROUP BY tenant_id) n
+     JOIN quotas q ON q.tenant_id = n.tenant_id
+    CROSS JOIN LATERAL (
+      SELECT count(*) AS before
+        FROM (SELECT 1 FROM dead_letter_queue l WHERE l.tenant_id = n.tenant_id LIMIT q.max_dlq_size + 1) s) b
+    WHERE b.before <= q.max_dlq_size AND b.before + n.added > q.max_dlq_size
+)
+SELECT (SELECT count(*) FROM done)::int AS updated,
+       (SELECT count(*) FROM dead)::int AS dead,
+       (SELECT coalesce(json_agg(json_build_object(
+                 'webhookId', c.id, 'tenantId', c.tenant_id, 'breaker', c.transition,
+                 'breakerOpenUntil', c.open_until, 'consecutiveFailures', c.cf, 'disabled', c.disable)), '[]')
+          FROM calc c WHERE c.transition IS NOT NULL OR c.disable IS NOT NULL) AS "webhookChanges",
+       (SELECT coalesce(json_agg(json_build_object('tenantId', o.tenant_id, 'size', o.size, 'limit', o.lim)), '[]')
+          FROM dlq_over o) AS "dlqOverLimit"`;
