@@ -12,6 +12,13 @@ const OUTCOME: Record<Outcome, DeliveryOutcome> = {
 export function deliveryMetricsHooks(metrics: Metrics): DeliveryEngineHooks {
   return {
     onClaim: (claimed, durationMs) => metrics.claimed(claimed, durationMs),
+    onWebhookHealth: (changes) => {
+      for (const c of changes) {
+        if (c.breaker) metrics.webhookHealth(`breaker_${c.breaker}`);
+        if (c.disabled) metrics.webhookHealth(`disabled_${c.disabled}`);
+      }
+    },
+    onDlqOverLimit: (crossings) => metrics.dlqOverLimit(crossings.length),
     onAttempt: (delivery, result) => {
       // Lag ends when the receiver answered: the attempt's start plus its duration.
       const answeredAt = result.startedAt.getTime() + result.durationMs;

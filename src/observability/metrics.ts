@@ -17,6 +17,18 @@ export type DeliveryOutcome = 'succeeded' | 'failed_attempt' | 'dead';
 
 export const DELIVERY_OUTCOMES: readonly DeliveryOutcome[] = ['succeeded', 'failed_attempt', 'dead'];
 
+/** A change of a receiver's standing: its circuit breaker, or an automatic disable. */
+export type WebhookHealthEvent =
+  'breaker_opened' | 'breaker_reopened' | 'breaker_closed' | 'disabled_gone' | 'disabled_failing';
+
+export const WEBHOOK_HEALTH_EVENTS: readonly WebhookHealthEvent[] = [
+  'breaker_opened',
+  'breaker_reopened',
+  'breaker_closed',
+  'disabled_gone',
+  'disabled_failing',
+];
+
 export interface Metrics {
   readonly registry: Registry;
   /** Content-Type of render()'s text. */
@@ -30,6 +42,10 @@ export interface Metrics {
   deliveryOutcome(outcome: DeliveryOutcome, durationMs: number, lagMs?: number): void;
   /** One claim statement took `batchSize` rows (0 included: an empty poll) in `durationMs`. */
   claimed(batchSize: number, durationMs: number): void;
+  /** A webhook's breaker changed state, or it was disabled automatically. */
+  webhookHealth(event: WebhookHealthEvent): void;
+  /** `n` tenants' DLQs just grew past their max_dlq_size (once per crossing). */
+  dlqOverLimit(n: number): void;
   /** One HTTP request answered; `route` is the matched pattern (routeOf), never the raw path. */
   httpRequest(route: string, method: string, status: number, durationMs: number): void;
   /** The exposition text (collects the queue gauges first). */
@@ -101,8 +117,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: HTTP_BUCKETS,
     registers: [registry],
   });
+  const webhookHealth = new Counter({
+    name: 'postbox_webhook_health_events_total',
+    help: 'Receivers changing standing: circuit breaker opened, reopened (a probe failed) or closed, webhook disabled automatically (gone: a 410 answer; failing: failing for WEBHOOK_AUTO_DISABLE_AFTER_MS).',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+  const dlqOverLimit = new Counter({
+    name: 'postbox_tenant_dlq_over_limit_total',
+    help: "Times a tenant's DLQ grew past its max_dlq_size (once per crossing; nothing is dropped).",
+    registers: [registry],
+  });
   // Present from the first scrape, so rate() and absent() behave before the first delivery.
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
+  for (const event of WEBHOOK_HEALTH_EVENTS) webhookHealth.inc({ event }, 0);
 
   if (options.pool)
     registerQueueGauges(registry, new QueueStatsReader({ ...options.queueStats, pool: options.pool }));
@@ -121,6 +149,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     claimed(batchSize, durationMs) {
       claimSize.observe(batchSize);
       claimDuration.observe(durationMs / 1000);
+    },
+    webhookHealth(event) {
+      webhookHealth.inc({ event });
+    },
+    dlqOverLimit(n) {
+      if (n > 0) dlqOverLimit.inc(n);
     },
     httpRequest(route, method, status, durationMs) {
       const m = KNOWN_METHODS.has(method) ? method : 'OTHER';

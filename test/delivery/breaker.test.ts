@@ -80,7 +80,10 @@ describe('circuit breaker', () => {
     receiver.on('/flaky', () => (down ? { status: 503 } : { status: 200, delayMs: 300 }));
     const hook = await webhook('/flaky', 5);
     const ids = await queueMany(db(), tenantId, hook.id, 30, true);
-    await engines.start();
+    const events: string[] = [];
+    await engines.start({
+      hooks: { onWebhookHealth: (changes) => events.push(...changes.map((c) => String(c.breaker))) },
+    });
 
     const opened = await waitFor(async () => {
       const s = await state(hook.id);
@@ -123,6 +126,7 @@ describe('circuit breaker', () => {
       health_breaker: 'closed',
     });
     expect(closed.last_success_at).not.toBeNull();
+    expect(events).toEqual(['opened', 'closed']);
     // After the close, up to max_concurrency (5) at once again.
     const after = receiver.requestsTo('/flaky').slice(failedAtOpen + 1);
     expect(after.length).toBe(29);
@@ -181,9 +185,14 @@ describe('disabling', () => {
     receiver.on('/gone', () => ({ status: gone ? 410 : 200 }));
     const hook = await webhook('/gone');
     const ids = await queueMany(db(), tenantId, hook.id, 5, true);
-    await engines.start();
+    const disabled: string[] = [];
+    await engines.start({
+      hooks: { onWebhookHealth: (changes) => disabled.push(...changes.map((c) => String(c.disabled))) },
+    });
 
     await waitFor(async () => !(await state(hook.id)).enabled, { what: 'the webhook to be disabled' });
+    await waitFor(() => disabled.length > 0, { what: 'the hook' });
+    expect(disabled).toEqual(['gone']);
     const s = await state(hook.id);
     expect(s.disabled_reason).toMatch(/410 Gone/);
     const res = await app.request('GET', `/webhooks/${hook.id}`);
