@@ -28,3 +28,21 @@ export async function withTransaction<T>(
     client.release();
   }
 }
+
+/**
+ * Runs fn while holding a session advisory lock on a connection of the pool, so that processes
+ * starting together do one-time setup one at a time.
+ */
+export async function withAdvisoryLock<T>(pool: pg.Pool, key: number, fn: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [key]);
+    try {
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [key]);
+    }
+  } finally {
+    client.release();
+  }
+}

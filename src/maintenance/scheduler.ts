@@ -13,6 +13,7 @@
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
+import { withAdvisoryLock } from '../db/pool.js';
 import { runRetention } from './retention.js';
 
 export const RETENTION_JOB = 'postbox-retention';
@@ -38,6 +39,23 @@ export interface Maintenance {
   stop(graceMs: number): Promise<void>;
 }
 
+const MAINTENANCE_SETUP_LOCK = 7_310_002; // arbitrary, fixed: advisory lock key for pg-boss setup
+
+/** Creates the retention queue and its schedule (both idempotent). */
+async function registerRetention(boss: PgBoss, config: MaintenanceConfig): Promise<void> {
+  await boss.createQueue(RETENTION_JOB, {
+    name: RETENTION_JOB,
+    // singleton: at most one active run, even if a run outlasts the interval between ticks.
+    policy: 'singleton',
+    retryLimit: 2,
+    retryDelay: 300,
+    // A long first run over a big backlog must not be declared dead and started a second time.
+    expireInSeconds: 6 * 3600,
+  });
+  // Upserts by name: every process calls this at start; the last writer's cron wins.
+  await boss.schedule(RETENTION_JOB, config.retentionCron, {}, { tz: 'UTC' });
+}
+
 export async function startMaintenance(config: MaintenanceConfig): Promise<Maintenance> {
   const { logger } = config;
   const boss = new PgBoss({
@@ -53,17 +71,9 @@ export async function startMaintenance(config: MaintenanceConfig): Promise<Maint
   const running = new AbortController();
   await boss.start();
   try {
-    await boss.createQueue(RETENTION_JOB, {
-      name: RETENTION_JOB,
-      // singleton: at most one active run, even if a run outlasts the interval between ticks.
-      policy: 'singleton',
-      retryLimit: 2,
-      retryDelay: 300,
-      // A long first run over a big backlog must not be declared dead and started a second time.
-      expireInSeconds: 6 * 3600,
-    });
-    // Upserts by name: every process calls this at start; the last writer's cron wins.
-    await boss.schedule(RETENTION_JOB, config.retentionCron, {}, { tz: 'UTC' });
+    // pg-boss 10 creates a queue's table on createQueue; two processes doing it at once deadlock
+    // (seen in the scheduler test), so setup takes turns under an advisory lock.
+    await withAdvisoryLock(config.pool, MAINTENANCE_SETUP_LOCK, () => registerRetention(boss, config));
     await boss.work(
       RETENTION_JOB,
       { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },
