@@ -102,6 +102,9 @@ export async function recordResults(
 ): Promise<RecordSummary> {
   if (results.length === 0) return { updated: 0, dead: 0, webhookChanges: [], dlqOverLimit: [] };
   const col = <K extends keyof AttemptResult>(k: K) => results.map((r) => r[k]);
+  // Prepared per connection; every table is reached by primary key or a partial index whatever the
+  // statistics say (= ANY(ARRAY(...)), correlated subqueries), so a generic plan costed on an empty
+  // queue stays fast when the queue is not.
   const { rows } = await db.query<RecordSummary>({
     name: 'postbox_record_results',
     text: RECORD_SQL,
@@ -158,7 +161,7 @@ WITH r AS (
    SELECT w.id, w.tenant_id, w.enabled, w.consecutive_failures, w.breaker_state, w.breaker_open_until,
           w.breaker_opens, w.failing_since, w.last_success_at
      FROM webhooks w JOIN health h ON h.webhook_id = w.id
-    WHERE w.deleted_at IS NULL
+    WHERE w.id = ANY (ARRAY(SELECT webhook_id FROM health)) AND w.deleted_at IS NULL
       AND (h.failures > 0 OR h.gone OR w.consecutive_failures > 0 OR w.breaker_state <> 'closed'
            OR w.failing_since IS NOT NULL
            OR (h.last_ok IS NOT NULL
@@ -224,7 +227,7 @@ WITH r AS (
 ), parked AS (
    -- Kept, not attempted: they wait, out of the claim's way, until the webhook is enabled again.
    UPDATE deliveries d SET next_attempt_at = 'infinity', updated_at = now()
-    WHERE d.webhook_id IN (SELECT id FROM calc WHERE disable IS NOT NULL)
+    WHERE d.webhook_id = ANY (ARRAY(SELECT id FROM calc WHERE disable IS NOT NULL))
       AND d.status = 'pending' AND d.next_attempt_at < 'infinity'
 ), done AS (
    UPDATE deliveries d
@@ -232,18 +235,22 @@ WITH r AS (
                                   WHEN 'retry' THEN 'pending' ELSE 'failed' END::delivery_status,
           next_attempt_at = CASE
             WHEN r.outcome <> 'retry' THEN d.next_attempt_at
-            WHEN NOT w.enabled OR c.disable IS NOT NULL THEN 'infinity'
-            ELSE greatest(now() + r.delay_ms * interval '1 millisecond',
-                          CASE WHEN c.id IS NOT NULL THEN c.open_until
-                               WHEN w.breaker_state = 'open' THEN w.breaker_open_until END) END,
+            -- A primary-key lookup per retry (a subquery, so no plan can scan webhooks instead).
+            ELSE (SELECT CASE WHEN NOT w.enabled OR c.disable IS NOT NULL THEN 'infinity'
+                              ELSE greatest(now() + r.delay_ms * interval '1 millisecond',
+                                            CASE WHEN c.id IS NOT NULL THEN c.open_until
+                                                 WHEN w.breaker_state = 'open' THEN w.breaker_open_until END)
+                         END
+                    FROM webhooks w LEFT JOIN calc c ON c.id = w.id
+                   WHERE w.id = d.webhook_id) END,
           completed_at = CASE WHEN r.outcome = 'retry' THEN NULL ELSE now() END,
           last_status_code = r.status_code,
           last_error = coalesce(r.error, d.last_error),
           lease_owner = NULL,
           lease_expires_at = NULL,
           updated_at = now()
-     FROM r, webhooks w LEFT JOIN calc c ON c.id = w.id
-    WHERE d.id = ANY($2::uuid[]) AND d.id = r.id AND w.id = d.webhook_id
+     FROM r
+    WHERE d.id = ANY($2::uuid[]) AND d.id = r.id
       AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
       -- Evaluated once, first: every webhook lock is taken before a delivery row is.
       AND (SELECT count(*) FROM calc) >= 0
