@@ -55,9 +55,10 @@ export function actorOf(principal: Principal): string {
 
 /**
  * The tenant a call acts on. A tenant key: its own tenant (a different tenant_id in the body is not
- * found). The admin key: the tenant_id it names, which is then required.
+ * found). The admin key: the tenant_id it names, which is then required (reported at `path`, e.g.
+ * `events.3.tenant_id` in a batch).
  */
-export function tenantScope(req: Request, bodyTenantId: string | undefined): string {
+export function tenantScope(req: Request, bodyTenantId: string | undefined, path = 'tenant_id'): string {
   const principal = principalOf(req);
   if (principal.kind === 'tenant') {
     if (bodyTenantId !== undefined && bodyTenantId !== principal.tenantId) throw AppError.notFound('tenant');
@@ -65,7 +66,7 @@ export function tenantScope(req: Request, bodyTenantId: string | undefined): str
   }
   if (bodyTenantId === undefined)
     throw AppError.validation('tenant_id is required with the admin key', [
-      { path: 'tenant_id', message: 'required when acting as admin' },
+      { path, message: 'required when acting as admin' },
     ]);
   return bodyTenantId;
 }

@@ -3,8 +3,8 @@
  * them back. Everything is validated before anything is written; the write is one statement.
  */
 import { Router, type Request, type RequestHandler } from 'express';
-import type { ApiContext, Principal } from '../context.js';
-import { principalOf, readScope } from '../middleware/auth.js';
+import type { ApiContext } from '../context.js';
+import { readScope, tenantScope } from '../middleware/auth.js';
 import { page } from '../pagination.js';
 import { IdParams, parseInput } from '../validate.js';
 import { idCursor, listScope } from '../listing.js';
@@ -63,19 +63,6 @@ function answerJson(r: IngestResult) {
   return { event_id: r.event_id, webhooks_queued: r.webhooks_queued, delivery_ids: r.delivery_ids };
 }
 
-/** The tenant an event is for: a tenant key's own; the admin key must name one (at `path`). */
-function eventTenant(principal: Principal, tenantId: string | undefined, path: string): string {
-  if (principal.kind === 'tenant') {
-    if (tenantId !== undefined && tenantId !== principal.tenantId) throw AppError.notFound('tenant');
-    return principal.tenantId;
-  }
-  if (tenantId === undefined)
-    throw AppError.validation('tenant_id is required with the admin key', [
-      { path, message: 'required when acting as admin' },
-    ]);
-  return tenantId;
-}
-
 /** The Idempotency-Key header, validated like the body field. */
 function idempotencyHeader(req: Request): string | undefined {
   const header = req.headers['idempotency-key'];
@@ -90,7 +77,7 @@ function idempotencyHeader(req: Request): string | undefined {
 
 function toEventInput(req: Request, body: EventBodyInput, prefix: string, traceparent?: string): EventInput {
   return {
-    tenantId: eventTenant(principalOf(req), body.tenant_id, `${prefix}tenant_id`),
+    tenantId: tenantScope(req, body.tenant_id, `${prefix}tenant_id`),
     type: body.type,
     payloadJson: serializePayload(body.payload, `${prefix}payload`),
     timestamp: body.timestamp,
