@@ -7,7 +7,6 @@ import { requestLog } from './api/middleware/request-log.js';
 import { AppError } from './errors.js';
 import { healthRouter } from './api/routes/health.js';
 import { metricsRouter } from './api/routes/metrics.js';
-import { httpMetrics } from './observability/http-metrics.js';
 import { tenantsRouter } from './api/routes/tenants.js';
 import { webhooksRouter } from './api/routes/webhooks.js';
 import { eventsRouter } from './api/routes/events.js';
@@ -24,8 +23,7 @@ export function createApp(ctx: ApiContext): express.Express {
   // Behind nginx in the one-container deployment: trust the first proxy for client addresses.
   app.set('trust proxy', 1);
 
-  app.use(requestLog(ctx.logger));
-  app.use(httpMetrics(ctx.metrics));
+  app.use(requestLog(ctx.logger, ctx.metrics));
   app.use(healthRouter(ctx));
   app.use(metricsRouter(ctx));
 
