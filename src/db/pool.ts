@@ -46,3 +46,19 @@ export async function withAdvisoryLock<T>(pool: pg.Pool, key: number, fn: () => 
     client.release();
   }
 }
+
+/**
+ * One T per pool, made on first use: for state that must be shared by every request using the same
+ * pool (coalescing queues), without threading it through every caller.
+ */
+export function perPool<P extends object, T>(make: (pool: P) => T): (pool: P) => T {
+  const made = new WeakMap<P, T>();
+  return (pool) => {
+    let value = made.get(pool);
+    if (value === undefined) {
+      value = make(pool);
+      made.set(pool, value);
+    }
+    return value;
+  };
+}

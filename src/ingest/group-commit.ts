@@ -12,7 +12,7 @@
  * combined statement fails, each request is tried on its own, so one request's bad data (an
  * unknown tenant, a value PostgreSQL refuses) fails only that request.
  */
-import type { Queryable } from '../db/pool.js';
+import { perPool, type Queryable } from '../db/pool.js';
 import { ingestEvents, type EventInput, type IngestResult } from './ingest.js';
 
 export interface GroupCommitOptions {
@@ -106,14 +106,5 @@ function isRequestSpecific(err: unknown): boolean {
   return typeof code === 'string' && (code === '23503' || code.startsWith('22') || code.startsWith('54'));
 }
 
-const byPool = new WeakMap<Queryable, IngestGroupCommit>();
-
 /** The group commit of a pool: one per pool, so every request using it can share statements. */
-export function ingestGroupCommitFor(pool: Queryable): IngestGroupCommit {
-  let gc = byPool.get(pool);
-  if (!gc) {
-    gc = new IngestGroupCommit(pool);
-    byPool.set(pool, gc);
-  }
-  return gc;
-}
+export const ingestGroupCommitFor = perPool((pool: Queryable) => new IngestGroupCommit(pool));

@@ -10,7 +10,7 @@
  * wake-up is sent, so a worker still never wakes for rows it cannot see; if the wake-up is lost,
  * the workers' poll (POLL_INTERVAL_MS) finds the rows anyway.
  */
-import type { Queryable } from '../db/pool.js';
+import { perPool, type Queryable } from '../db/pool.js';
 import { notifyDeliveriesDue } from '../queries/notify.js';
 
 export class DeliveryWakeup {
@@ -43,14 +43,5 @@ export class DeliveryWakeup {
   }
 }
 
-const byPool = new WeakMap<Queryable, DeliveryWakeup>();
-
 /** The wake-up of a pool (one per pool, so coalescing spans every request using it). */
-export function deliveryWakeupFor(pool: Queryable): DeliveryWakeup {
-  let wakeup = byPool.get(pool);
-  if (!wakeup) {
-    wakeup = new DeliveryWakeup(pool);
-    byPool.set(pool, wakeup);
-  }
-  return wakeup;
-}
+export const deliveryWakeupFor = perPool((pool: Queryable) => new DeliveryWakeup(pool));
