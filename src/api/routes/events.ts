@@ -95,14 +95,16 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       ctx,
       events.map((e) => e.tenantId),
     );
+    let results: IngestResult[];
     try {
-      const results = await ingestGroupCommitFor(ctx.pool).ingest(events);
-      ctx.metrics.eventsIngested(results.filter((r) => r.created).length);
-      return results;
+      results = await ingestGroupCommitFor(ctx.pool).ingest(events);
     } catch (err) {
       void releaseEventQuota(ctx, grants);
       throw ingestFailure(err, ctx.logger, req.requestId);
     }
+    // Outside the try: the events are stored, so nothing after this may give their quota back.
+    ctx.metrics.eventsIngested(results.filter((r) => r.created).length);
+    return results;
   }
 
   router.post('/events', ...guard, async (req, res) => {
