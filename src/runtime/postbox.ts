@@ -42,53 +42,55 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     databaseUrl = embedded.url;
     logger.info('embedded PostgreSQL started', { data_dir: config.DATA_DIR });
   }
-  await runMigrations(databaseUrl);
-  const pool = createPool(databaseUrl, config.DB_POOL_SIZE);
+  // Whatever fails from here on (migrations, the key check, the scheduler, the engine), what was
+  // already started is stopped again, so a failed start leaves no server or pool behind.
+  let pool: pg.Pool | undefined;
+  let maintenance: Awaited<ReturnType<typeof startMaintenance>> | undefined;
+  let engine: DeliveryEngine | undefined;
+  let app: express.Express | undefined;
+  let metrics: Metrics;
   try {
+    await runMigrations(databaseUrl);
+    pool = createPool(databaseUrl, config.DB_POOL_SIZE);
     await verifySecretsKey(pool, secretBox);
+    metrics = createMetrics({ pool });
+
+    if (config.POSTBOX_ROLE !== 'worker')
+      app = createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key), metrics });
+
+    if (config.POSTBOX_ROLE !== 'api') {
+      // Scheduled maintenance (retention) runs wherever workers run; pg-boss picks one process per tick.
+      maintenance = await startMaintenance({
+        databaseUrl,
+        pool,
+        logger,
+        retentionDays: config.RETENTION_DAYS,
+        retentionCron: config.RETENTION_CRON,
+      });
+      engine = await startDeliveryEngine({
+        ...deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }),
+        hooks: deliveryMetricsHooks(metrics),
+      });
+    }
   } catch (err) {
-    await pool.end();
-    await embedded?.stop();
+    await maintenance?.stop(0).catch(() => {});
+    await pool?.end().catch(() => {});
+    await embedded?.stop().catch(() => {});
     throw err;
   }
-  const metrics = createMetrics({ pool });
-
-  const app =
-    config.POSTBOX_ROLE === 'worker'
-      ? undefined
-      : createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key), metrics });
-
-  // Scheduled maintenance (retention) runs wherever workers run; pg-boss picks one process per tick.
-  const maintenance =
-    config.POSTBOX_ROLE === 'api'
-      ? undefined
-      : await startMaintenance({
-          databaseUrl,
-          pool,
-          logger,
-          retentionDays: config.RETENTION_DAYS,
-          retentionCron: config.RETENTION_CRON,
-        });
-
-  const engine =
-    config.POSTBOX_ROLE === 'api'
-      ? undefined
-      : await startDeliveryEngine({
-          ...deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }),
-          hooks: deliveryMetricsHooks(metrics),
-        });
+  const startedPool = pool;
 
   return {
     ...(app ? { app } : {}),
     ...(engine ? { engine } : {}),
-    pool,
+    pool: startedPool,
     databaseUrl,
     metrics,
     async stop() {
       // The engine and maintenance before the pool: both still write through it. Side by side, so
       // the process stays within one grace period.
       await Promise.all([engine?.stop(), maintenance?.stop(config.SHUTDOWN_GRACE_MS)]);
-      await pool.end();
+      await startedPool.end();
       await embedded?.stop();
     },
   };
