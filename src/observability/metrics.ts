@@ -168,14 +168,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 function registerQueueGauges(registry: Registry, reader: QueueStatsReader): void {
   new Gauge({
     name: 'postbox_queue_depth',
-    help: 'Deliveries by queue state: due (pending, next attempt time reached, webhook enabled: waiting for a worker), paused (due but the webhook is disabled), scheduled (pending, waiting for a retry backoff), in_flight (claimed). Exact up to 10,000, planner estimate above.',
+    help: 'Deliveries by queue state: due (a worker could take it now), held (due, but held back on purpose: open circuit breaker, or the webhook or tenant concurrency limit is full), parked (pending for a disabled or deleted webhook), scheduled (waiting out a retry backoff), in_flight (claimed). Exact up to 10,000, planner estimate above.',
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
       const s = await reader.get();
       if (!s) return;
       this.set({ state: 'due' }, s.due);
-      this.set({ state: 'paused' }, s.paused);
+      this.set({ state: 'held' }, s.held);
+      this.set({ state: 'parked' }, s.parked);
       this.set({ state: 'scheduled' }, s.scheduled);
       this.set({ state: 'in_flight' }, s.inFlight);
     },
@@ -191,7 +192,7 @@ function registerQueueGauges(registry: Registry, reader: QueueStatsReader): void
   });
   new Gauge({
     name: 'postbox_oldest_due_seconds',
-    help: 'How long the oldest due delivery of an enabled webhook has been waiting to be claimed (0: nothing due).',
+    help: 'How long the oldest claimable due delivery (state due: not held back, not parked) has waited to be claimed (0: none).',
     registers: [registry],
     async collect() {
       const s = await reader.get();

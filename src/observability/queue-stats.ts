@@ -7,15 +7,20 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { readQueueStats, setLocalStatementTimeout, type RawQueueStats } from '../queries/metrics.js';
 
+/** The queue by state; the states partition open deliveries (due + held + parked + scheduled = pending). */
 export interface QueueStats {
-  /** Due and claimable (webhook live): what workers should be taking now. */
+  /** Due and claimable now (webhook live, below its limits, breaker not open): what workers should take. */
   due: number;
-  /** Due, but the webhook is disabled: waits for it to be re-enabled, not for a worker. */
-  paused: number;
+  /** Due but held back on purpose: open breaker, or the webhook's or tenant's concurrency limit is full. */
+  held: number;
+  /** Pending for a disabled or deleted webhook: waits for it to be re-enabled, not for a worker. */
+  parked: number;
+  /** Pending, waiting out a retry backoff (next_attempt_at in the future). */
   scheduled: number;
   inFlight: number;
   leasesExpired: number;
   deadLetters: number;
+  /** Age of the oldest claimable due delivery: only work a worker could take now ages it. */
   oldestDueSeconds: number;
 }
 
@@ -40,26 +45,37 @@ export const QUEUE_STATS_DEFAULTS = Object.freeze({
 
 /**
  * Exact counts below the cap; at the cap, the planner's estimate (never less than the cap). Pending
- * rows are one index (deliveries_due_idx), so its estimate covers due + paused + scheduled together:
- * when one side is capped it gets the estimate minus the other; when both are, the split is unknown
- * and the due side takes the remainder (the number alerts look at errs high, not low). A capped due
- * side is split into due and paused in the proportion of the rows read. Pure.
+ * rows are one index (deliveries_due_idx), so its estimate covers every pending group together: the
+ * head of due rows (due + held + parked), the rows parked at 'infinity' and the scheduled ones. The
+ * estimate minus the exact groups goes to the capped ones: each capped group other than the head
+ * reads the cap, and the head takes the rest (the numbers alerts look at err high, not low). A capped
+ * head is split into due, held and parked in the proportion read; claimable webhooks found behind an
+ * all-held head make `due` at least one row each. Pure.
  */
 export function resolveQueueStats(raw: RawQueueStats, cap: number): QueueStats {
   const capped = (n: number) => n >= cap;
-  const headFull = capped(raw.due + raw.paused);
-  let dueSide = raw.due + raw.paused;
-  let { scheduled } = raw;
-  if (headFull || capped(scheduled)) {
-    const pending = Math.max(Math.round(raw.pendingEstimate), dueSide + scheduled);
-    if (!capped(scheduled)) dueSide = Math.max(cap, pending - scheduled);
-    else if (!headFull) scheduled = Math.max(cap, pending - dueSide);
-    else dueSide = Math.max(cap, pending - scheduled);
+  const headRead = raw.due + raw.held + raw.parked;
+  const groups = [headRead, raw.parkedInfinity, raw.scheduled];
+  let [head, parkedInfinity, scheduled] = groups as [number, number, number];
+  if (groups.some(capped)) {
+    const pending = Math.max(Math.round(raw.pendingEstimate), head + parkedInfinity + scheduled);
+    const exact = groups.filter((n) => !capped(n)).reduce((a, n) => a + n, 0);
+    const cappedOthers = [parkedInfinity, scheduled].filter(capped).length;
+    const rest = pending - exact;
+    if (capped(head)) head = Math.max(cap, rest - cappedOthers * cap);
+    else if (capped(parkedInfinity) && capped(scheduled)) {
+      // Both tails capped and the head exact: the scheduled side takes the remainder.
+      scheduled = Math.max(cap, rest - cap);
+    } else if (capped(parkedInfinity)) parkedInfinity = Math.max(cap, rest);
+    else scheduled = Math.max(cap, rest);
   }
-  const due = headFull ? Math.round((dueSide * raw.due) / (raw.due + raw.paused)) : raw.due;
+  const share = (n: number) => (headRead === 0 ? 0 : Math.round((head * n) / headRead));
+  const due = Math.max(share(raw.due), raw.due > 0 ? 0 : raw.dueWebhooksBehind);
+  const held = share(raw.held);
   return {
     due,
-    paused: dueSide - due,
+    held,
+    parked: Math.max(0, head - share(raw.due) - held) + parkedInfinity,
     scheduled,
     inFlight: capped(raw.inFlight) ? Math.max(cap, Math.round(raw.inFlightEstimate)) : raw.inFlight,
     // No index of its own to estimate from: a lower bound is all an alert needs.

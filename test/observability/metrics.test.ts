@@ -84,7 +84,7 @@ describe('GET /metrics', () => {
       for (const value of Object.values(s.labels)) expect(value).not.toMatch(UUID);
   });
 
-  it('queue gauges follow the database: due, paused, scheduled, in flight, expired leases, DLQ, oldest due', async () => {
+  it('queue gauges follow the database: due, parked, scheduled, in flight, expired leases, DLQ, oldest due', async () => {
     const db = api.db.pool;
     const tenant = await sqlTenant(db);
     const hook = await sqlWebhook(db, tenant.id);
@@ -103,7 +103,7 @@ describe('GET /metrics', () => {
     await delivery({ status: 'in_flight', leaseExpiresAt: new Date(Date.now() - minute) });
     await delivery({ status: 'succeeded' });
     await sqlDeadDelivery(db, tenant.id, hook.id);
-    // A disabled webhook's due backlog waits for the webhook, not for workers: paused, and it does not
+    // A disabled webhook's due backlog waits for the webhook, not for workers: parked, and it does not
     // age the oldest-due gauge; its lapsed lease is not one the claim would retake either.
     const off = await sqlWebhook(db, tenant.id, { enabled: false });
     for (const d of [
@@ -126,7 +126,8 @@ describe('GET /metrics', () => {
       { what: 'the DLQ gauge to read 1' },
     );
     expect(sampleValue(text, 'postbox_queue_depth', { state: 'due' })).toBe(2);
-    expect(sampleValue(text, 'postbox_queue_depth', { state: 'paused' })).toBe(1);
+    expect(sampleValue(text, 'postbox_queue_depth', { state: 'parked' })).toBe(1);
+    expect(sampleValue(text, 'postbox_queue_depth', { state: 'held' })).toBe(0);
     expect(sampleValue(text, 'postbox_queue_depth', { state: 'scheduled' })).toBe(1);
     expect(sampleValue(text, 'postbox_queue_depth', { state: 'in_flight' })).toBe(3);
     expect(sampleValue(text, 'postbox_leases_expired')).toBe(1);
