@@ -40,16 +40,35 @@ export interface RetryPolicy {
   max_delay_ms: number;
 }
 
-export const tenants = pgTable(
-  'tenants',
+export const tenants = pgTable('tenants', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+});
+
+/**
+ * API keys, stored as SHA-256 hashes: several per tenant (tenant_id) and the operator's (tenant_id
+ * NULL). A key works while not revoked and not past expires_at (a rotated key's overlap).
+ */
+export const apiKeys = pgTable(
+  'api_keys',
   {
     id: uuid('id').primaryKey(),
-    name: text('name').notNull(),
-    apiKeyHash: bytea('api_key_hash').notNull(),
-    apiKeyPrefix: text('api_key_prefix').notNull(),
+    tenantId: uuid('tenant_id').references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name'),
+    keyHash: bytea('key_hash').notNull(),
+    prefix: text('prefix').notNull(),
+    origin: text('origin').notNull().default('api'),
     createdAt: tstz('created_at').notNull().defaultNow(),
+    lastUsedAt: tstz('last_used_at'),
+    expiresAt: tstz('expires_at'),
+    revokedAt: tstz('revoked_at'),
   },
-  (t) => [uniqueIndex('tenants_api_key_hash_key').on(t.apiKeyHash)],
+  (t) => [
+    uniqueIndex('api_keys_key_hash_key').on(t.keyHash),
+    index('api_keys_tenant_idx').on(t.tenantId, t.id.desc().nullsFirst()),
+    check('api_keys_origin_check', sql`${t.origin} IN ('api', 'bootstrap')`),
+  ],
 );
 
 export const quotas = pgTable('quotas', {

@@ -1,13 +1,14 @@
 /** The Express application: middleware order, routers, and the one error handler. */
 import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './api/context.js';
-import { authenticate } from './api/middleware/auth.js';
+import { authenticate, keyResolver } from './api/middleware/auth.js';
 import { errorHandler } from './api/middleware/errors.js';
 import { requestLog } from './api/middleware/request-log.js';
 import { AppError } from './errors.js';
 import { healthRouter } from './api/routes/health.js';
 import { metricsRouter } from './api/routes/metrics.js';
 import { tenantsRouter } from './api/routes/tenants.js';
+import { apiKeysRouter } from './api/routes/api-keys.js';
 import { webhooksRouter } from './api/routes/webhooks.js';
 import { eventsRouter } from './api/routes/events.js';
 import { deliveriesRouter } from './api/routes/deliveries.js';
@@ -29,8 +30,9 @@ export function createApp(ctx: ApiContext): express.Express {
 
   // Each authenticated route runs `guard` first: the key is checked before the body is parsed, and
   // unknown routes still answer 404 rather than 401.
+  const keys = keyResolver(ctx);
   const guard: RequestHandler[] = [
-    authenticate(ctx),
+    authenticate(keys),
     express.json({
       limit: ctx.config.BODY_LIMIT_BYTES,
       strict: false,
@@ -38,6 +40,7 @@ export function createApp(ctx: ApiContext): express.Express {
     }),
   ];
   app.use(tenantsRouter(ctx, guard));
+  app.use(apiKeysRouter(ctx, guard, keys));
   app.use(webhooksRouter(ctx, guard));
   app.use(eventsRouter(ctx, guard));
   app.use(deliveriesRouter(ctx, guard));

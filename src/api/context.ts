@@ -11,12 +11,16 @@ export interface ApiContext {
   logger: Logger;
   secretBox: SecretBox;
   adminKeyHash: Buffer;
+  /** DATA_DIR/admin-api-key when the admin key came from there: rotating it rewrites the file. */
+  adminKeyFile?: string;
   /** This instance's Prometheus registry and recording functions. */
   metrics: Metrics;
 }
 
 /** Who is calling: the operator (every tenant) or one tenant. */
-export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenantId: string; keyPrefix: string };
+export type Principal =
+  /** keyPrefix: null for the configured (bootstrap) admin key, else the API-created key's prefix. */
+  { kind: 'admin'; keyPrefix: string | null } | { kind: 'tenant'; tenantId: string; keyPrefix: string };
 
 declare module 'express-serve-static-core' {
   interface Request {

@@ -1,21 +1,6 @@
 /** SQL for tenants and their quotas. */
 import type { Queryable } from '../db/pool.js';
 
-export interface TenantKeyRow {
-  id: string;
-  apiKeyHash: Buffer;
-  apiKeyPrefix: string;
-}
-
-export async function findTenantByKeyHash(db: Queryable, hash: Buffer): Promise<TenantKeyRow | undefined> {
-  const { rows } = await db.query<TenantKeyRow>(
-    `SELECT id, api_key_hash AS "apiKeyHash", api_key_prefix AS "apiKeyPrefix"
-       FROM tenants WHERE api_key_hash = $1`,
-    [hash],
-  );
-  return rows[0];
-}
-
 export interface TenantRow {
   id: string;
   name: string;
@@ -33,25 +18,23 @@ const TENANT_COLUMNS = `t.id, t.name, t.created_at AS "createdAt",
 export interface NewTenant {
   id: string;
   name: string;
-  apiKeyHash: Buffer;
-  apiKeyPrefix: string;
   maxEventsPerSec: number;
   maxConcurrentDeliveries: number;
   maxDlqSize: number;
 }
 
-/** Inserts the tenant and its quotas row in one statement. */
+/** Inserts the tenant and its quotas row in one statement (its first API key: insertApiKey). */
 export async function insertTenant(db: Queryable, t: NewTenant): Promise<TenantRow> {
   const { rows } = await db.query<TenantRow>(
     `WITH t AS (
-       INSERT INTO tenants (id, name, api_key_hash, api_key_prefix) VALUES ($1, $2, $3, $4)
+       INSERT INTO tenants (id, name) VALUES ($1, $2)
        RETURNING id, name, created_at),
      q AS (
        INSERT INTO quotas (tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
-       SELECT id, $5, $6, $7 FROM t
+       SELECT id, $3, $4, $5 FROM t
        RETURNING tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
      SELECT ${TENANT_COLUMNS} FROM t JOIN q ON q.tenant_id = t.id`,
-    [t.id, t.name, t.apiKeyHash, t.apiKeyPrefix, t.maxEventsPerSec, t.maxConcurrentDeliveries, t.maxDlqSize],
+    [t.id, t.name, t.maxEventsPerSec, t.maxConcurrentDeliveries, t.maxDlqSize],
   );
   return rows[0]!;
 }

@@ -3,7 +3,7 @@
  * or generated once into DATA_DIR with mode 0600 and reused on every later start.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
@@ -22,13 +22,22 @@ export interface AdminKey {
   key: string;
   /** Where it was generated, when it was (to print once at start-up). */
   generatedAt?: string;
+  /** The file it came from (absent: ADMIN_API_KEY). */
+  file?: string;
 }
 
 export function loadAdminKey(config: Config): AdminKey {
   if (config.ADMIN_API_KEY) return { key: config.ADMIN_API_KEY };
   const path = resolve(join(config.DATA_DIR, 'admin-api-key'));
   const { value, created } = readOrCreate(path, () => 'pbadmin_' + randomBytes(32).toString('base64url'));
-  return created ? { key: value, generatedAt: path } : { key: value };
+  return created ? { key: value, generatedAt: path, file: path } : { key: value, file: path };
+}
+
+/** A rotated admin key replaces the file's content atomically (write beside it, then rename). */
+export function replaceAdminKeyFile(path: string, key: string): void {
+  const next = `${path}.next`;
+  writeFileSync(next, key + '\n', { mode: 0o600 });
+  renameSync(next, path);
 }
 
 export function loadSecretsKey(config: Config): Buffer {

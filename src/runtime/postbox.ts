@@ -14,7 +14,9 @@ import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from 
 import { startMaintenance } from '../maintenance/scheduler.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { deliveryMetricsHooks } from '../observability/delivery-hooks.js';
-import { hashApiKey } from '../security/api-keys.js';
+import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
+import { registerBootstrapKey } from '../queries/api-keys.js';
+import { newId } from '../ids.js';
 import { SecretBox } from '../security/secret-box.js';
 import { loadAdminKey, loadSecretsKey } from './keys.js';
 import { verifySecretsKey } from './secrets-key-check.js';
@@ -55,8 +57,22 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     await verifySecretsKey(pool, secretBox);
     metrics = createMetrics({ pool });
 
-    if (config.POSTBOX_ROLE !== 'worker')
-      app = createApp({ config, pool, logger, secretBox, adminKeyHash: hashApiKey(admin.key), metrics });
+    if (config.POSTBOX_ROLE !== 'worker') {
+      await registerBootstrapKey(pool, {
+        id: newId(),
+        hash: hashApiKey(admin.key),
+        prefix: apiKeyPrefix(admin.key),
+      });
+      app = createApp({
+        config,
+        pool,
+        logger,
+        secretBox,
+        adminKeyHash: hashApiKey(admin.key),
+        ...(admin.file ? { adminKeyFile: admin.file } : {}),
+        metrics,
+      });
+    }
 
     if (config.POSTBOX_ROLE !== 'api') {
       // Scheduled maintenance (retention) runs wherever workers run; pg-boss picks one process per tick.

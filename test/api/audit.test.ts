@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { apiKeyPrefix } from '../../src/security/api-keys.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { allPages } from '../helpers/pages.js';
 import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
@@ -67,9 +68,9 @@ describe('GET /audit', () => {
 
     const all = await app.request('GET', `/audit?tenant_id=${tenant.id}`);
     expect(all.body.data.map((r: any) => [r.action, r.actor])).toEqual([
-      ['dlq.retry_bulk', `tenant:${tenant.id}`],
+      ['dlq.retry_bulk', apiKeyPrefix(tenant.apiKey)],
       ['delivery.replay', 'admin'],
-      ['dlq.retry', `tenant:${tenant.id}`],
+      ['dlq.retry', apiKeyPrefix(tenant.apiKey)],
       ['tenant.create', 'admin'],
     ]);
     const replays = await app.request('GET', `/audit?tenant_id=${tenant.id}&action=delivery.replay`);

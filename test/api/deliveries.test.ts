@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { apiKeyPrefix } from '../../src/security/api-keys.js';
 import pg from 'pg';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { allPages } from '../helpers/pages.js';
@@ -296,7 +297,7 @@ describe('POST /deliveries/:id/replay', () => {
     ]);
     expect(audit.rows).toHaveLength(1);
     expect(audit.rows[0]).toMatchObject({
-      actor: `tenant:${w.tenant.id}`,
+      actor: apiKeyPrefix(w.key),
       object_type: 'delivery',
       tenant_id: w.tenant.id,
       changes: { status: { from: 'failed', to: 'pending' }, attempts: { from: 4, to: 0 } },

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { apiKeyPrefix } from '../../src/security/api-keys.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { allPages } from '../helpers/pages.js';
 import { sqlDeadDelivery, sqlDelivery, sqlEvent, sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
@@ -158,7 +159,7 @@ describe('POST /dlq/:delivery_id/retry', () => {
       dead.deliveryId,
     ]);
     expect(audit.rows).toHaveLength(1);
-    expect(audit.rows[0]).toMatchObject({ actor: `tenant:${w.tenant.id}`, tenant_id: w.tenant.id });
+    expect(audit.rows[0]).toMatchObject({ actor: apiKeyPrefix(w.key), tenant_id: w.tenant.id });
     // It is no longer in the DLQ, so a second retry finds nothing to retry.
     expect((await app.request('POST', `/dlq/${dead.deliveryId}/retry`, { key: w.key })).status).toBe(404);
   });
@@ -225,7 +226,7 @@ describe('POST /dlq/retry', () => {
     ]);
     expect(audit.rows).toHaveLength(1);
     expect(audit.rows[0]).toMatchObject({
-      actor: `tenant:${a.tenant.id}`,
+      actor: apiKeyPrefix(a.key),
       object_type: 'tenant',
       object_id: a.tenant.id,
       changes: { requeued: 3, filters: { webhook_id: null, event_type: null } },

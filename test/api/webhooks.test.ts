@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { apiKeyPrefix } from '../../src/security/api-keys.js';
 import pg from 'pg';
 import { SECRETS_KEY, startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/wait.js';
@@ -95,7 +96,11 @@ describe('POST /webhooks', () => {
     expect(box.decrypt(row.secret_ciphertext)).toBe('my-own-secret-value-123');
     const audit = await auditRows(hook.id);
     expect(audit).toEqual([
-      expect.objectContaining({ action: 'webhook.create', actor: `tenant:${acme.id}`, tenant_id: acme.id }),
+      expect.objectContaining({
+        action: 'webhook.create',
+        actor: apiKeyPrefix(acme.apiKey),
+        tenant_id: acme.id,
+      }),
     ]);
     expect(audit[0].changes).toMatchObject({ url: hook.url, event_types: ['*'] });
     expect(JSON.stringify(audit)).not.toContain('my-own-secret-value-123');

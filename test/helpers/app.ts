@@ -30,6 +30,8 @@ export interface RequestOptions {
 
 export interface TestApp {
   baseUrl: string;
+  /** This instance's DATA_DIR (generated keys live here when not given in the environment). */
+  dataDir: string;
   db: TestDatabase;
   postbox: Postbox;
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
@@ -97,6 +99,7 @@ export async function startTestAppOn(
 
   return {
     baseUrl,
+    dataDir,
     db,
     postbox,
     request,

@@ -19,9 +19,10 @@ export async function sqlTenant(db: Queryable, name = 'fixture'): Promise<{ id: 
   const id = newId();
   const apiKey = generateApiKey();
   await db.query(
-    `WITH t AS (INSERT INTO tenants (id, name, api_key_hash, api_key_prefix) VALUES ($1, $2, $3, $4))
+    `WITH t AS (INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id),
+     k AS (INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix) SELECT id, id, 'default', $3, $4 FROM t)
      INSERT INTO quotas (tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
-     VALUES ($1, 1000, 100, 10000)`,
+     SELECT id, 1000, 100, 10000 FROM t`,
     [id, name, hashApiKey(apiKey), apiKeyPrefix(apiKey)],
   );
   return { id, apiKey };

@@ -99,10 +99,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   tenantId = v7();
   webhookId = v7();
-  await db.pool.query(
-    `INSERT INTO tenants (id, name, api_key_hash, api_key_prefix) VALUES ($1, 'acme', $2, 'pbk_x')`,
-    [tenantId, Buffer.from('hash')],
-  );
+  await db.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'acme')`, [tenantId]);
   await db.pool.query(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, retry_policy)
      VALUES ($1, $2, 'https://example.com/hook', $3, '{"max_attempts":3,"initial_delay_ms":1000,"max_delay_ms":10000}')`,

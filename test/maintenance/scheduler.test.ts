@@ -48,10 +48,7 @@ async function insertOldEvent(): Promise<string> {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.pool.query(
-    `INSERT INTO tenants (id, name, api_key_hash, api_key_prefix) VALUES ($1, 'acme', $2, 'pbk_x')`,
-    [v7(), Buffer.from('hash')],
-  );
+  await db.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'acme')`, [v7()]);
 });
 
 afterAll(async () => {

@@ -48,8 +48,7 @@ beforeAll(async () => {
   app = await startTestApp();
   const db = app.db.pool;
   await db.query(
-    `WITH t AS (INSERT INTO tenants (id, name, api_key_hash, api_key_prefix)
-                VALUES ($1, 'runbook example', sha256('runbook'::bytea), 'pbk_runbook'))
+    `WITH t AS (INSERT INTO tenants (id, name) VALUES ($1, 'runbook example'))
      INSERT INTO quotas (tenant_id, max_events_per_sec, max_concurrent_deliveries, max_dlq_size)
      VALUES ($1, 10, 100, 1)`,
     [EXAMPLE_TENANT],

@@ -25,8 +25,6 @@ async function tenant(maxEventsPerSec: number): Promise<string> {
   await insertTenant(db.pool, {
     id,
     name: 't',
-    apiKeyHash: Buffer.from(id),
-    apiKeyPrefix: 'pbk_x',
     maxEventsPerSec,
     maxConcurrentDeliveries: 10,
     maxDlqSize: 10,

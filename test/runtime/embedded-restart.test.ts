@@ -23,8 +23,8 @@ it('keeps data and keys across a restart', async () => {
   expect(statSync(join(dataDir, 'admin-api-key')).mode & 0o777).toBe(0o600);
   expect(statSync(join(dataDir, 'secrets-key')).mode & 0o777).toBe(0o600);
   const { rows } = await first.pool.query<{ id: string }>(
-    `INSERT INTO tenants (id, name, api_key_hash, api_key_prefix)
-     VALUES ('0190b6a4-3f1e-7c3a-9d2e-000000000001', 'kept', '\\x00', 'pbk_x') RETURNING id`,
+    `INSERT INTO tenants (id, name)
+     VALUES ('0190b6a4-3f1e-7c3a-9d2e-000000000001', 'kept') RETURNING id`,
   );
   await first.stop();
 

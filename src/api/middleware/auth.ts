@@ -1,38 +1,64 @@
 /**
- * Bearer authentication. The admin key is compared by hash in constant time; tenant keys are looked
- * up by hash (unique index) and cached briefly so the hot ingest path does not pay a query per call.
+ * Bearer authentication. Keys are looked up by hash in api_keys (unique index) and cached briefly, so
+ * the hot ingest path does not pay a query per call; the cache never outlives a rotated key's expiry,
+ * and a revocation clears this process's cache at once (other processes: within CACHE_TTL_MS). The
+ * configured admin key also works before start-up registered it (compared in constant time).
  */
 import type { NextFunction, Request, Response } from 'express';
 import type { ApiContext, Principal } from '../context.js';
 import { AppError } from '../../errors.js';
 import { hashApiKey, hashesEqual } from '../../security/api-keys.js';
-import { findTenantByKeyHash } from '../../queries/tenants.js';
+import { lookupApiKey } from '../../queries/api-keys.js';
 
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 10_000;
 
-export function authenticate(ctx: ApiContext) {
-  const cache = new Map<string, { principal: Principal; expires: number }>();
+export interface KeyResolver {
+  resolve(key: string): Promise<Principal | undefined>;
+  /** After a revocation or rotation: drop every cached key so the change applies at once. */
+  forgetAll(): void;
+}
 
-  async function resolvePrincipal(key: string): Promise<Principal | undefined> {
-    const hash = hashApiKey(key);
-    if (hashesEqual(hash, ctx.adminKeyHash)) return { kind: 'admin' };
-    const cacheKey = hash.toString('base64');
-    const hit = cache.get(cacheKey);
-    if (hit && hit.expires > Date.now()) return hit.principal;
-    const tenant = await findTenantByKeyHash(ctx.pool, hash);
-    if (!tenant || !hashesEqual(tenant.apiKeyHash, hash)) return undefined;
-    const principal: Principal = { kind: 'tenant', tenantId: tenant.id, keyPrefix: tenant.apiKeyPrefix };
-    if (cache.size >= CACHE_MAX) cache.clear();
-    cache.set(cacheKey, { principal, expires: Date.now() + CACHE_TTL_MS });
-    return principal;
+export function keyResolver(ctx: Pick<ApiContext, 'pool' | 'adminKeyHash'>): KeyResolver {
+  const cache = new Map<string, { principal: Principal | undefined; expires: number }>();
+
+  async function lookup(hash: Buffer): Promise<{ principal: Principal | undefined; expires: number }> {
+    const row = await lookupApiKey(ctx.pool, hash);
+    const expires = Math.min(Date.now() + CACHE_TTL_MS, row?.expiresAt?.getTime() ?? Infinity);
+    if (!row) {
+      const admin = hashesEqual(hash, ctx.adminKeyHash);
+      return { principal: admin ? { kind: 'admin', keyPrefix: null } : undefined, expires };
+    }
+    if (!row.usable) return { principal: undefined, expires };
+    if (row.tenantId === null)
+      return { principal: { kind: 'admin', keyPrefix: row.origin === 'api' ? row.prefix : null }, expires };
+    return { principal: { kind: 'tenant', tenantId: row.tenantId, keyPrefix: row.prefix }, expires };
   }
 
+  return {
+    async resolve(key) {
+      const hash = hashApiKey(key);
+      const cacheKey = hash.toString('base64');
+      const hit = cache.get(cacheKey);
+      if (hit && hit.expires > Date.now()) return hit.principal;
+      const found = await lookup(hash);
+      // Only known keys are cached: unknown ones would let a caller fill the cache with garbage.
+      if (found.principal) {
+        if (cache.size >= CACHE_MAX) cache.clear();
+        cache.set(cacheKey, found);
+      }
+      return found.principal;
+    },
+    forgetAll: () => cache.clear(),
+  };
+}
+
+export function authenticate(keys: KeyResolver) {
   return async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
     const header = req.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) throw AppError.unauthorized();
-    const principal = await resolvePrincipal(match[1]);
+    const principal = await keys.resolve(match[1]);
     if (!principal) throw AppError.unauthorized();
     req.principal = principal;
     next();
@@ -48,9 +74,13 @@ export function requireAdmin(req: Request): void {
   if (principalOf(req).kind !== 'admin') throw AppError.forbidden('this route needs the admin key');
 }
 
-/** How the audit log names the caller. */
+/**
+ * How the audit log names the caller: a tenant key by its prefix (pbk_…); the configured admin key
+ * as `admin`, an admin key created through the API as `admin:<prefix>`.
+ */
 export function actorOf(principal: Principal): string {
-  return principal.kind === 'admin' ? 'admin' : `tenant:${principal.tenantId}`;
+  if (principal.kind === 'tenant') return principal.keyPrefix;
+  return principal.keyPrefix ? `admin:${principal.keyPrefix}` : 'admin';
 }
 
 /**

@@ -1,4 +1,4 @@
-/** Tenants (admin only): create with an API key shown once, read back without it. */
+/** Tenants (admin only): create with a first API key shown once, read back without it. */
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
@@ -9,6 +9,7 @@ import { withTransaction } from '../../db/pool.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../security/api-keys.js';
 import { insertTenant, getTenant, type TenantRow } from '../../queries/tenants.js';
 import { insertAudit } from '../../queries/audit.js';
+import { insertApiKey } from '../../queries/api-keys.js';
 import { newId } from '../../ids.js';
 
 const positive = (max: number) =>
@@ -49,12 +50,17 @@ export function tenantsRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
       const tenant = await insertTenant(tx, {
         id: newId(),
         name: input.name,
-        apiKeyHash: hashApiKey(apiKey),
-        apiKeyPrefix: apiKeyPrefix(apiKey),
         maxEventsPerSec: input.quotas?.max_events_per_sec ?? ctx.config.DEFAULT_MAX_EVENTS_PER_SEC,
         maxConcurrentDeliveries:
           input.quotas?.max_concurrent_deliveries ?? ctx.config.DEFAULT_MAX_CONCURRENT_DELIVERIES,
         maxDlqSize: input.quotas?.max_dlq_size ?? ctx.config.DEFAULT_MAX_DLQ_SIZE,
+      });
+      await insertApiKey(tx, {
+        id: newId(),
+        tenantId: tenant.id,
+        name: 'default',
+        hash: hashApiKey(apiKey),
+        prefix: apiKeyPrefix(apiKey),
       });
       await insertAudit(tx, {
         actor: actorOf(principalOf(req)),
