@@ -16,6 +16,7 @@ import { dlqRouter } from './api/routes/dlq.js';
 import { quotasRouter } from './api/routes/quotas.js';
 import { auditRouter } from './api/routes/audit.js';
 import { consoleRouter } from './console/router.js';
+import { openApiRouter } from './api/routes/openapi.js';
 
 export function createApp(ctx: ApiContext): express.Express {
   const app = express();
@@ -27,6 +28,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(requestLog(ctx.logger, ctx.metrics));
   app.use(healthRouter(ctx));
   app.use(metricsRouter(ctx));
+  app.use(openApiRouter());
 
   // Each authenticated route runs `guard` first: the key is checked before the body is parsed, and
   // unknown routes still answer 404 rather than 401.

@@ -12,6 +12,7 @@ import { principalOf, readScope } from '../api/middleware/auth.js';
 import { decodeCursor, page, PageQuery } from '../api/pagination.js';
 import { parseInput, QueryString, Uuid } from '../api/validate.js';
 import { AppError } from '../errors.js';
+import type { WebhookHealthJson } from '../api/response-schemas.js';
 import { projectRoot } from '../paths.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
 
@@ -44,7 +45,7 @@ function setConsoleHeaders(res: Response): void {
   res.setHeader('Cache-Control', 'no-cache');
 }
 
-const HealthQuery = v.strictObject(
+export const HealthQuery = v.strictObject(
   {
     ...PageQuery,
     tenant_id: v.optional(v.pipe(QueryString, Uuid)),
@@ -55,7 +56,7 @@ const HealthQuery = v.strictObject(
 const ratio = (ok: number, failed: number) => (ok + failed === 0 ? null : ok / (ok + failed));
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function webhookHealthJson(row: WebhookHealthRow) {
+export function webhookHealthJson(row: WebhookHealthRow): WebhookHealthJson {
   return {
     id: row.id,
     tenant_id: row.tenantId,

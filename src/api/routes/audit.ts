@@ -6,8 +6,9 @@ import { requireAdmin } from '../middleware/auth.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { parseInput, QueryString, Uuid } from '../validate.js';
 import { listAudit, type AuditRow } from '../../queries/audit.js';
+import type { AuditJson } from '../response-schemas.js';
 
-export function auditJson(row: AuditRow) {
+export function auditJson(row: AuditRow): AuditJson {
   return {
     at: row.at.toISOString(),
     actor: row.actor,
@@ -19,7 +20,7 @@ export function auditJson(row: AuditRow) {
   };
 }
 
-const ListQuery = v.strictObject(
+export const ListAuditQuery = v.strictObject(
   {
     ...PageQuery,
     tenant_id: v.optional(v.pipe(QueryString, Uuid)),
@@ -36,7 +37,7 @@ export function auditRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
 
   router.get('/audit', ...guard, async (req, res) => {
     requireAdmin(req);
-    const q = parseInput(ListQuery, req.query, 'query');
+    const q = parseInput(ListAuditQuery, req.query, 'query');
     const beforeId = decodeCursorAs(q.cursor, CursorKey)?.[0];
     const rows = await listAudit(ctx.pool, {
       tenantId: q.tenant_id,

@@ -15,6 +15,7 @@ import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { IdParams, IsoDate, NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
+import type { AttemptJson, DeliveryJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import {
   DELIVERY_STATUSES,
@@ -30,7 +31,7 @@ import { notifyDeliveriesDue } from '../../queries/notify.js';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function deliveryJson(row: DeliveryRow) {
+export function deliveryJson(row: DeliveryRow): DeliveryJson {
   return {
     id: row.id,
     tenant_id: row.tenantId,
@@ -50,7 +51,7 @@ export function deliveryJson(row: DeliveryRow) {
   };
 }
 
-export function attemptJson(row: AttemptRow) {
+export function attemptJson(row: AttemptRow): AttemptJson {
   return {
     attempt: row.attempt,
     started_at: row.startedAt.toISOString(),
@@ -61,7 +62,7 @@ export function attemptJson(row: AttemptRow) {
   };
 }
 
-const ListQuery = v.strictObject(
+export const ListDeliveriesQuery = v.strictObject(
   {
     ...PageQuery,
     tenant_id: v.optional(queryParam(Uuid)),
@@ -83,7 +84,7 @@ export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Rout
   const router = Router();
 
   router.get('/deliveries', ...guard, async (req, res) => {
-    const q = parseInput(ListQuery, req.query, 'query');
+    const q = parseInput(ListDeliveriesQuery, req.query, 'query');
     if (q.from && q.to && q.from > q.to)
       throw AppError.validation('query is not valid', [{ path: 'to', message: 'must not be before from' }]);
     const rows = await listDeliveries(ctx.pool, {

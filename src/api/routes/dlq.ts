@@ -11,6 +11,7 @@ import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
+import type { DeadLetterJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import {
   listDeadLetters,
@@ -21,7 +22,7 @@ import {
 import { insertAudit, insertAudits } from '../../queries/audit.js';
 import { notifyDeliveriesDue } from '../../queries/notify.js';
 
-export function deadLetterJson(row: DeadLetterRow) {
+export function deadLetterJson(row: DeadLetterRow): DeadLetterJson {
   return {
     delivery_id: row.deliveryId,
     tenant_id: row.tenantId,
@@ -36,7 +37,7 @@ export function deadLetterJson(row: DeadLetterRow) {
 
 const EventType = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(200));
 
-const ListQuery = v.strictObject(
+export const ListDlqQuery = v.strictObject(
   {
     ...PageQuery,
     tenant_id: v.optional(queryParam(Uuid)),
@@ -46,8 +47,8 @@ const ListQuery = v.strictObject(
   'is not a known query parameter',
 );
 
-const RetryParams = v.object({ delivery_id: Uuid });
-const BulkRetryBody = v.optional(
+export const RetryParams = v.object({ delivery_id: Uuid });
+export const BulkRetryBody = v.optional(
   v.strictObject(
     { webhook_id: v.optional(Uuid), event_type: v.optional(EventType), tenant_id: v.optional(Uuid) },
     'is not a field of this request',
@@ -67,7 +68,7 @@ export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
   router.get('/dlq', ...guard, async (req, res) => {
-    const q = parseInput(ListQuery, req.query, 'query');
+    const q = parseInput(ListDlqQuery, req.query, 'query');
     const rows = await listDeadLetters(ctx.pool, {
       tenantId: listScope(req, q.tenant_id),
       webhookId: q.webhook_id,

@@ -16,6 +16,7 @@ import {
   type EventBodyInput,
 } from './event-schemas.js';
 import { AppError } from '../../errors.js';
+import type { EventDeliveryJson, EventJson, IngestAnswerJson } from '../response-schemas.js';
 import * as v from 'valibot';
 import { ingestGroupCommitFor } from '../../ingest/group-commit.js';
 import { ingestFailure, serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
@@ -32,7 +33,7 @@ import {
 /** GET /events/:id lists at most this many deliveries; GET /deliveries?event_id= pages through all. */
 const EVENT_DELIVERIES_SHOWN = 1000;
 
-export function eventJson(row: EventRow) {
+export function eventJson(row: EventRow): EventJson {
   return {
     id: row.id,
     tenant_id: row.tenantId,
@@ -45,11 +46,11 @@ export function eventJson(row: EventRow) {
   };
 }
 
-function eventDeliveryJson(d: EventDeliveryRow) {
+function eventDeliveryJson(d: EventDeliveryRow): EventDeliveryJson {
   return {
     id: d.id,
     webhook_id: d.webhookId,
-    status: d.status,
+    status: d.status as EventDeliveryJson['status'], // the column is the delivery_status enum
     attempts: d.attempts,
     next_attempt_at: d.nextAttemptAt.toISOString(),
     last_status_code: d.lastStatusCode,
@@ -59,7 +60,7 @@ function eventDeliveryJson(d: EventDeliveryRow) {
   };
 }
 
-function answerJson(r: IngestResult) {
+function answerJson(r: IngestResult): IngestAnswerJson {
   return { event_id: r.event_id, webhooks_queued: r.webhooks_queued, delivery_ids: r.delivery_ids };
 }
 

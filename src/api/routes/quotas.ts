@@ -9,13 +9,14 @@ import { actorOf, principalOf, readScope, requireAdmin } from '../middleware/aut
 import { parseInput, Uuid } from '../validate.js';
 import { QuotasInput } from './tenants.js';
 import { AppError } from '../../errors.js';
+import type { QuotaJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import { insertAudit } from '../../queries/audit.js';
 import { getQuotaUsage, updateQuotaLimits, type QuotaLimits, type QuotaUsage } from '../../queries/quotas.js';
 
-const TenantParams = v.object({ tenant_id: Uuid });
+export const TenantParams = v.object({ tenant_id: Uuid });
 
-const PatchQuotas = v.pipe(
+export const PatchQuotas = v.pipe(
   QuotasInput,
   v.check((q) => Object.values(q).some((x) => x !== undefined), 'name at least one limit to change'),
 );
@@ -28,7 +29,7 @@ function limitsJson(l: QuotaLimits) {
   };
 }
 
-export function quotaJson(u: QuotaUsage) {
+export function quotaJson(u: QuotaUsage): QuotaJson {
   return {
     tenant_id: u.tenantId,
     limits: limitsJson(u),

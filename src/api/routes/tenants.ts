@@ -5,6 +5,7 @@ import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, requireAdmin } from '../middleware/auth.js';
 import { IdParams, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
+import type { TenantJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../security/api-keys.js';
 import { insertTenant, getTenant, type TenantRow } from '../../queries/tenants.js';
@@ -21,12 +22,12 @@ export const QuotasInput = v.strictObject({
   max_dlq_size: v.optional(positive(100_000_000)),
 });
 
-const CreateTenant = v.strictObject({
+export const CreateTenant = v.strictObject({
   name: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(200)),
   quotas: v.optional(QuotasInput),
 });
 
-export function tenantJson(row: TenantRow) {
+export function tenantJson(row: TenantRow): TenantJson {
   return {
     id: row.id,
     name: row.name,

@@ -18,6 +18,7 @@ import {
   mergeRetryPolicy,
 } from './webhook-schemas.js';
 import { AppError } from '../../errors.js';
+import type { WebhookJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
@@ -37,7 +38,7 @@ import {
   type WebhookRow,
 } from '../../queries/webhooks.js';
 
-export function webhookJson(row: WebhookRow) {
+export function webhookJson(row: WebhookRow): WebhookJson {
   return {
     id: row.id,
     tenant_id: row.tenantId,

@@ -1,0 +1,285 @@
+/**
+ * The route table of the OpenAPI document: one entry per Express route, naming the schemas the
+ * route validates with. test/api/openapi.test.ts fails when a route is missing here (or listed here
+ * but not served), so adding a route means adding its entry:
+ *
+ *   { route: 'POST /things/:id/poke', tag: 'Things', summary: 'Poke a thing', auth: 'key',
+ *     params: IdParams, body: PokeBody, responses: { 200: ThingSchema } },
+ *
+ * `body`/`query`/`params` are the exact valibot schemas passed to parseInput; answers come from
+ * src/api/response-schemas.ts (add a schema there and name it in NAMED_SCHEMAS). Implied error
+ * answers (401, 403, 400, 404, 413, 415, 503) are added by document.ts; list others in `errors`.
+ */
+import * as v from 'valibot';
+import type { Operation } from './operation.js';
+import { IdParams, NoBody } from '../validate.js';
+import * as R from '../response-schemas.js';
+import { CreateWebhook, ListWebhooksQuery, RotateSecret, UpdateWebhook } from '../routes/webhook-schemas.js';
+import { BatchBody, EventBody, ListEventsQuery } from '../routes/event-schemas.js';
+import { ListDeliveriesQuery } from '../routes/deliveries.js';
+import { BulkRetryBody, ListDlqQuery, RetryParams } from '../routes/dlq.js';
+import { CreateTenant } from '../routes/tenants.js';
+import { PatchQuotas, TenantParams } from '../routes/quotas.js';
+import { ListAuditQuery } from '../routes/audit.js';
+import { HealthQuery } from '../../console/router.js';
+
+const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
+const TRACEPARENT = 'W3C trace context; delivered to receivers as `traceparent`.';
+
+export const OPERATIONS: readonly Operation[] = [
+  // Health and documents (no key)
+  {
+    route: 'GET /health',
+    tag: 'Health',
+    summary: 'Liveness',
+    auth: 'none',
+    responses: { 200: R.HealthSchema },
+  },
+  {
+    route: 'GET /ready',
+    tag: 'Health',
+    summary: 'Readiness: the database answers and migrations are current',
+    auth: 'none',
+    responses: { 200: json('ready', R.ReadySchema), 503: json('not ready', R.ReadySchema) },
+  },
+  {
+    route: 'GET /metrics',
+    tag: 'Health',
+    summary: 'Prometheus metrics',
+    auth: 'none',
+    responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain' } },
+  },
+  {
+    route: 'GET /openapi.json',
+    tag: 'Health',
+    summary: 'This document',
+    auth: 'none',
+    responses: { 200: json('the OpenAPI 3.1 document', v.looseObject({ openapi: v.string() })) },
+  },
+
+  // Tenants and quotas
+  {
+    route: 'POST /tenants',
+    tag: 'Tenants',
+    summary: 'Create a tenant and its first API key',
+    auth: 'admin',
+    body: CreateTenant,
+    responses: { 201: json('created; `api_key` is shown only here', R.TenantCreatedSchema) },
+  },
+  {
+    route: 'GET /tenants/:id',
+    tag: 'Tenants',
+    summary: 'Read a tenant',
+    auth: 'admin',
+    params: IdParams,
+    responses: { 200: R.TenantSchema },
+  },
+  {
+    route: 'GET /quotas/:tenant_id',
+    tag: 'Tenants',
+    summary: "A tenant's limits and current usage",
+    auth: 'key',
+    params: TenantParams,
+    responses: { 200: R.QuotaSchema },
+  },
+  {
+    route: 'PATCH /quotas/:tenant_id',
+    tag: 'Tenants',
+    summary: "Change a tenant's limits (audited)",
+    auth: 'admin',
+    params: TenantParams,
+    body: PatchQuotas,
+    responses: { 200: R.QuotaSchema },
+  },
+
+  // Webhooks
+  {
+    route: 'POST /webhooks',
+    tag: 'Webhooks',
+    summary: 'Register a webhook',
+    description:
+      'The URL must be absolute http(s) and must not resolve to a private, loopback, link-local or metadata address (SSRF guard). Without `secret`, one is generated (`whsec_` + base64 of 32 bytes); the secret is shown only in this answer. The admin key must name `tenant_id`.',
+    auth: 'key',
+    body: CreateWebhook,
+    responses: { 201: json('created; `secret` is shown only here', R.WebhookCreatedSchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /webhooks',
+    tag: 'Webhooks',
+    summary: 'List webhooks, newest first',
+    auth: 'key',
+    query: ListWebhooksQuery,
+    responses: { 200: R.pageOf(R.WebhookSchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /webhooks/:id',
+    tag: 'Webhooks',
+    summary: 'Read a webhook (never its secret)',
+    auth: 'key',
+    params: IdParams,
+    responses: { 200: R.WebhookSchema },
+  },
+  {
+    route: 'PATCH /webhooks/:id',
+    tag: 'Webhooks',
+    summary: 'Change a webhook; `enabled: true` also closes its circuit breaker',
+    auth: 'key',
+    params: IdParams,
+    body: UpdateWebhook,
+    responses: { 200: R.WebhookSchema },
+  },
+  {
+    route: 'DELETE /webhooks/:id',
+    tag: 'Webhooks',
+    summary: 'Delete a webhook; its undelivered deliveries become cancelled',
+    auth: 'key',
+    params: IdParams,
+    responses: { 204: { description: 'deleted' } },
+  },
+  {
+    route: 'POST /webhooks/:id/rotate-secret',
+    tag: 'Webhooks',
+    summary: 'Rotate the signing secret',
+    description:
+      'The old secret keeps signing beside the new one for `overlap_seconds` (default 86400): receivers see two `v1,` signatures in `webhook-signature` meanwhile.',
+    auth: 'key',
+    params: IdParams,
+    body: RotateSecret,
+    bodyOptional: true,
+    responses: { 200: json('the new secret, shown only here', R.SecretSchema) },
+  },
+
+  // Events
+  {
+    route: 'POST /events',
+    tag: 'Events',
+    summary: 'Accept an event',
+    description:
+      'Stored with one delivery per matching webhook in one transaction. With an idempotency key (body `idempotency_key` or header `Idempotency-Key`) seen before for the tenant, the first answer comes back with 200 and nothing new is queued.',
+    auth: 'key',
+    body: EventBody,
+    headers: { 'Idempotency-Key': 'same as body `idempotency_key`', traceparent: TRACEPARENT },
+    responses: {
+      202: json('accepted and queued', R.IngestAnswerSchema),
+      200: json(
+        'this idempotency key was seen before: the first answer, nothing queued',
+        R.IngestAnswerSchema,
+      ),
+    },
+    errors: [404, 429],
+  },
+  {
+    route: 'POST /events/batch',
+    tag: 'Events',
+    summary: 'Accept up to 1000 events in one call',
+    description:
+      'All-or-nothing validation; answers in the order sent. Each event may carry `idempotency_key`.',
+    auth: 'key',
+    body: BatchBody,
+    headers: { traceparent: TRACEPARENT },
+    responses: { 202: json('accepted, in order', R.BatchAnswerSchema) },
+    errors: [404, 429],
+  },
+  {
+    route: 'GET /events',
+    tag: 'Events',
+    summary: 'List events, newest first',
+    auth: 'key',
+    query: ListEventsQuery,
+    responses: { 200: R.pageOf(R.EventSchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /events/:id',
+    tag: 'Events',
+    summary: 'Read an event with its deliveries (the first 1000)',
+    auth: 'key',
+    params: IdParams,
+    responses: { 200: R.EventDetailSchema },
+  },
+
+  // Deliveries and dead letters
+  {
+    route: 'GET /deliveries',
+    tag: 'Deliveries',
+    summary: 'List deliveries, newest first',
+    auth: 'key',
+    query: ListDeliveriesQuery,
+    responses: { 200: R.pageOf(R.DeliverySchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /deliveries/:id',
+    tag: 'Deliveries',
+    summary: 'Read a delivery with all its attempts',
+    auth: 'key',
+    params: IdParams,
+    responses: { 200: R.DeliveryDetailSchema },
+  },
+  {
+    route: 'POST /deliveries/:id/replay',
+    tag: 'Deliveries',
+    summary: 'Deliver again (a new cycle, same delivery id)',
+    auth: 'key',
+    params: IdParams,
+    body: NoBody,
+    responses: { 202: json('queued', R.RequeuedDeliverySchema) },
+    errors: [409],
+  },
+  {
+    route: 'GET /dlq',
+    tag: 'Dead letters',
+    summary: 'List dead-lettered deliveries, newest first',
+    auth: 'key',
+    query: ListDlqQuery,
+    responses: { 200: R.pageOf(R.DeadLetterSchema) },
+    errors: [404],
+  },
+  {
+    route: 'POST /dlq/retry',
+    tag: 'Dead letters',
+    summary: 'Queue every matching dead letter again',
+    auth: 'key',
+    body: BulkRetryBody,
+    responses: { 202: json('how many were queued', R.RequeuedCountSchema) },
+    errors: [404],
+  },
+  {
+    route: 'POST /dlq/:delivery_id/retry',
+    tag: 'Dead letters',
+    summary: 'Queue one dead letter again',
+    auth: 'key',
+    params: RetryParams,
+    body: NoBody,
+    responses: { 202: json('queued', R.RequeuedDeliverySchema) },
+    errors: [409],
+  },
+
+  // Audit and console
+  {
+    route: 'GET /audit',
+    tag: 'Audit',
+    summary: 'The audit log, newest first',
+    auth: 'admin',
+    query: ListAuditQuery,
+    responses: { 200: R.pageOf(R.AuditSchema) },
+  },
+  {
+    route: 'GET /console/api/session',
+    tag: 'Console',
+    summary: 'Who this key is',
+    auth: 'key',
+    responses: { 200: R.SessionSchema },
+  },
+  {
+    route: 'GET /console/api/webhook-health',
+    tag: 'Console',
+    summary: 'Webhooks with their delivery health, newest first',
+    auth: 'key',
+    query: HealthQuery,
+    responses: { 200: R.pageOf(R.WebhookHealthSchema) },
+    errors: [404],
+  },
+];

@@ -1,0 +1,255 @@
+/**
+ * What the API answers, as valibot schemas. They are the response bodies of the OpenAPI document
+ * (src/api/openapi/) and the return types of the routes' `…Json` builders, so a field added to an
+ * answer but not here is a type error, and one added here but not sent fails the live-run test
+ * (test/api/openapi.test.ts). Objects are strict: the document says `additionalProperties: false`.
+ */
+import * as v from 'valibot';
+
+const Id = v.pipe(v.string(), v.uuid());
+const Time = v.pipe(v.string(), v.isoTimestamp());
+const nullable = <S extends v.GenericSchema>(s: S) => v.nullable(s);
+const Int = v.pipe(v.number(), v.integer());
+
+export const ErrorDetailSchema = v.strictObject({ path: v.string(), message: v.string() });
+
+export const ErrorSchema = v.strictObject({
+  error: v.strictObject({
+    code: v.pipe(
+      v.string(),
+      v.description('machine-readable; the codes each status carries are listed with the response'),
+    ),
+    message: v.string(),
+    details: v.optional(v.array(ErrorDetailSchema)),
+  }),
+});
+
+/** `{data, next_cursor}` of every list: pass `next_cursor` back as `cursor` for the next page. */
+export const pageOf = <S extends v.GenericSchema>(item: S) =>
+  v.strictObject({ data: v.array(item), next_cursor: nullable(v.string()) });
+
+export const RetryPolicySchema = v.strictObject({
+  max_attempts: Int,
+  initial_delay_ms: Int,
+  max_delay_ms: Int,
+});
+
+export const WebhookSchema = v.strictObject({
+  id: Id,
+  tenant_id: Id,
+  url: v.string(),
+  event_types: v.array(v.string()),
+  description: nullable(v.string()),
+  retry_policy: RetryPolicySchema,
+  timeout_ms: Int,
+  max_concurrency: Int,
+  enabled: v.boolean(),
+  disabled_reason: nullable(v.string()),
+  created_at: Time,
+  updated_at: Time,
+});
+export type WebhookJson = v.InferOutput<typeof WebhookSchema>;
+
+export const WebhookCreatedSchema = v.strictObject({
+  ...WebhookSchema.entries,
+  secret: v.pipe(v.string(), v.description('shown only in this answer')),
+});
+
+export const SecretSchema = v.strictObject({
+  secret: v.pipe(v.string(), v.description('the new secret, shown only here')),
+});
+
+export const QuotaLimitsSchema = v.strictObject({
+  max_events_per_sec: Int,
+  max_concurrent_deliveries: Int,
+  max_dlq_size: Int,
+});
+
+export const TenantSchema = v.strictObject({
+  id: Id,
+  name: v.string(),
+  quotas: QuotaLimitsSchema,
+  created_at: Time,
+});
+export type TenantJson = v.InferOutput<typeof TenantSchema>;
+
+export const TenantCreatedSchema = v.strictObject({
+  ...TenantSchema.entries,
+  api_key: v.pipe(v.string(), v.description('shown only in this answer')),
+});
+
+export const QuotaSchema = v.strictObject({
+  tenant_id: Id,
+  limits: QuotaLimitsSchema,
+  current_usage: v.strictObject({
+    events_this_second: Int,
+    in_flight_deliveries: Int,
+    dlq_size: Int,
+    over_dlq_limit: v.boolean(),
+  }),
+});
+export type QuotaJson = v.InferOutput<typeof QuotaSchema>;
+
+export const EventSchema = v.strictObject({
+  id: Id,
+  tenant_id: Id,
+  type: v.string(),
+  payload: v.unknown(),
+  timestamp: Time,
+  idempotency_key: nullable(v.string()),
+  traceparent: nullable(v.string()),
+  received_at: Time,
+});
+export type EventJson = v.InferOutput<typeof EventSchema>;
+
+export const DeliveryStatusSchema = v.picklist(['pending', 'in_flight', 'succeeded', 'failed', 'cancelled']);
+
+export const EventDeliverySchema = v.strictObject({
+  id: Id,
+  webhook_id: Id,
+  status: DeliveryStatusSchema,
+  attempts: Int,
+  next_attempt_at: nullable(Time),
+  last_status_code: nullable(Int),
+  last_error: nullable(v.string()),
+  created_at: Time,
+  completed_at: nullable(Time),
+});
+export type EventDeliveryJson = v.InferOutput<typeof EventDeliverySchema>;
+
+export const EventDetailSchema = v.strictObject({
+  ...EventSchema.entries,
+  deliveries: v.array(EventDeliverySchema),
+  deliveries_truncated: v.boolean(),
+});
+
+export const IngestAnswerSchema = v.strictObject({
+  event_id: Id,
+  webhooks_queued: Int,
+  delivery_ids: v.array(Id),
+});
+export type IngestAnswerJson = v.InferOutput<typeof IngestAnswerSchema>;
+
+export const BatchAnswerSchema = v.strictObject({ data: v.array(IngestAnswerSchema) });
+
+export const DeliverySchema = v.strictObject({
+  id: Id,
+  tenant_id: Id,
+  event_id: Id,
+  webhook_id: Id,
+  event_type: v.string(),
+  status: DeliveryStatusSchema,
+  attempts: v.pipe(Int, v.description('attempts in the current cycle')),
+  attempt_count: Int,
+  next_attempt_at: nullable(Time),
+  last_attempt_at: nullable(Time),
+  last_status_code: nullable(Int),
+  last_error: nullable(v.string()),
+  created_at: Time,
+  updated_at: Time,
+  completed_at: nullable(Time),
+});
+export type DeliveryJson = v.InferOutput<typeof DeliverySchema>;
+
+export const AttemptSchema = v.strictObject({
+  attempt: Int,
+  started_at: Time,
+  duration_ms: Int,
+  status_code: nullable(Int),
+  error: nullable(v.string()),
+  response_excerpt: nullable(v.string()),
+});
+export type AttemptJson = v.InferOutput<typeof AttemptSchema>;
+
+export const DeliveryDetailSchema = v.strictObject({
+  ...DeliverySchema.entries,
+  attempts: v.pipe(v.array(AttemptSchema), v.description('every attempt of every cycle, oldest first')),
+});
+
+export const RequeuedDeliverySchema = v.strictObject({ delivery_id: Id, status: v.literal('pending') });
+
+export const RequeuedCountSchema = v.strictObject({ requeued: Int });
+
+export const DeadLetterSchema = v.strictObject({
+  delivery_id: Id,
+  tenant_id: Id,
+  webhook_id: Id,
+  event_id: Id,
+  event_type: v.string(),
+  last_error: nullable(v.string()),
+  attempts: Int,
+  dead_at: Time,
+});
+export type DeadLetterJson = v.InferOutput<typeof DeadLetterSchema>;
+
+export const AuditSchema = v.strictObject({
+  at: Time,
+  actor: v.string(),
+  action: v.string(),
+  object_type: v.string(),
+  object_id: v.string(),
+  tenant_id: nullable(Id),
+  changes: nullable(v.record(v.string(), v.unknown())),
+});
+export type AuditJson = v.InferOutput<typeof AuditSchema>;
+
+export const HealthSchema = v.strictObject({ status: v.literal('ok') });
+export const ReadySchema = v.strictObject({
+  status: v.picklist(['ready', 'migrations_pending', 'database_unavailable']),
+});
+
+export const SessionSchema = v.strictObject({
+  kind: v.picklist(['admin', 'tenant']),
+  tenant_id: nullable(Id),
+});
+
+export const WebhookHealthSchema = v.strictObject({
+  id: Id,
+  tenant_id: Id,
+  url: v.string(),
+  description: nullable(v.string()),
+  enabled: v.boolean(),
+  created_at: Time,
+  health: v.strictObject({
+    pending: Int,
+    due: Int,
+    in_flight: Int,
+    succeeded_attempts_1h: Int,
+    failed_attempts_1h: Int,
+    succeeded_attempts_24h: Int,
+    failed_attempts_24h: Int,
+    success_rate_24h: nullable(v.number()),
+    consecutive_failures: Int,
+    last_success_at: nullable(Time),
+    oldest_due_at: nullable(Time),
+    breaker_state: v.string(),
+    dead_letters: Int,
+  }),
+});
+export type WebhookHealthJson = v.InferOutput<typeof WebhookHealthSchema>;
+
+/**
+ * Named schemas: each becomes `#/components/schemas/<name>` in the document and is referenced
+ * wherever it appears. Add a response schema here to give it a name.
+ */
+export const NAMED_SCHEMAS = {
+  Error: ErrorSchema,
+  Webhook: WebhookSchema,
+  WebhookCreated: WebhookCreatedSchema,
+  RetryPolicy: RetryPolicySchema,
+  Tenant: TenantSchema,
+  TenantCreated: TenantCreatedSchema,
+  QuotaLimits: QuotaLimitsSchema,
+  Quota: QuotaSchema,
+  Event: EventSchema,
+  EventDetail: EventDetailSchema,
+  EventDelivery: EventDeliverySchema,
+  IngestAnswer: IngestAnswerSchema,
+  Delivery: DeliverySchema,
+  DeliveryDetail: DeliveryDetailSchema,
+  DeliveryStatus: DeliveryStatusSchema,
+  Attempt: AttemptSchema,
+  DeadLetter: DeadLetterSchema,
+  Audit: AuditSchema,
+  WebhookHealth: WebhookHealthSchema,
+} satisfies Record<string, v.GenericSchema>;
