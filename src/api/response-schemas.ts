@@ -193,6 +193,29 @@ export const AuditSchema = v.strictObject({
 });
 export type AuditJson = v.InferOutput<typeof AuditSchema>;
 
+export const ApiKeySchema = v.strictObject({
+  id: Id,
+  tenant_id: v.pipe(nullable(Id), v.description('null for an admin key')),
+  name: nullable(v.string()),
+  prefix: v.pipe(v.string(), v.description('the start of the key, to recognise it; the audit actor')),
+  created_at: Time,
+  last_used_at: nullable(Time),
+  expires_at: nullable(Time),
+  revoked_at: nullable(Time),
+  active: v.boolean(),
+});
+export type ApiKeyJson = v.InferOutput<typeof ApiKeySchema>;
+
+export const ApiKeyCreatedSchema = v.strictObject({
+  ...ApiKeySchema.entries,
+  api_key: v.pipe(v.string(), v.description('the key itself, shown only in this answer')),
+});
+
+export const ApiKeyRotatedSchema = v.strictObject({
+  ...ApiKeyCreatedSchema.entries,
+  replaced: v.pipe(ApiKeySchema, v.description('the old key: it works until its expires_at')),
+});
+
 export const HealthSchema = v.strictObject({ status: v.literal('ok') });
 export const ReadySchema = v.strictObject({
   status: v.picklist(['ready', 'migrations_pending', 'database_unavailable']),
@@ -252,4 +275,6 @@ export const NAMED_SCHEMAS = {
   DeadLetter: DeadLetterSchema,
   Audit: AuditSchema,
   WebhookHealth: WebhookHealthSchema,
+  ApiKey: ApiKeySchema,
+  ApiKeyCreated: ApiKeyCreatedSchema,
 } satisfies Record<string, v.GenericSchema>;

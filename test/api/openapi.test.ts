@@ -133,6 +133,7 @@ describe("the README's examples", () => {
         ).body.id;
       }
       if (c.method === 'POST' && c.url === '/webhooks') bound.webhook_id = res.body.id;
+      if (c.method === 'POST' && c.url === '/tenants/<tenant_id>/api-keys') bound.key_id = res.body.id;
       if (c.method === 'POST' && c.url === '/events') bound.event_id = res.body.event_id;
     }
   });
@@ -151,6 +152,16 @@ describe('a live run', () => {
     await call('GET', `/tenants/${t.id}`);
     await call('GET', `/quotas/${t.id}`, { key });
     await call('PATCH', `/quotas/${t.id}`, { body: { max_events_per_sec: 100 } });
+
+    // API keys
+    const k = (await call('POST', `/tenants/${t.id}/api-keys`, { key, body: { name: 'producer' } })).body;
+    await call('GET', `/tenants/${t.id}/api-keys?limit=10`, { key });
+    const k2 = (await call('POST', `/tenants/${t.id}/api-keys/${k.id}/rotate`, { key })).body;
+    await call('DELETE', `/tenants/${t.id}/api-keys/${k2.id}`, { key });
+    const a = (await call('POST', '/admin/api-keys', { body: { name: 'ops' } })).body;
+    await call('GET', '/admin/api-keys');
+    const a2 = (await call('POST', `/admin/api-keys/${a.id}/rotate`, { body: { overlap_seconds: 0 } })).body;
+    await call('DELETE', `/admin/api-keys/${a2.id}`);
 
     // Webhooks
     const w = (

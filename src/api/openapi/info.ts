@@ -32,6 +32,7 @@ export const DOCUMENT_INFO = {
   tags: [
     { name: 'Health', description: 'Liveness, readiness, metrics and this document (no key).' },
     { name: 'Tenants', description: 'Tenants and their quotas (admin key).' },
+    { name: 'API keys', description: 'Several keys per tenant, and admin keys; each shown once.' },
     { name: 'Webhooks', description: 'Endpoints that receive events, and their signing secrets.' },
     { name: 'Events', description: 'Accepting events (the producer side) and reading them back.' },
     { name: 'Deliveries', description: 'One delivery per event and webhook, with its attempts.' },

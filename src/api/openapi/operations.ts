@@ -21,6 +21,14 @@ import { BulkRetryBody, ListDlqQuery, RetryParams } from '../routes/dlq.js';
 import { CreateTenant } from '../routes/tenants.js';
 import { PatchQuotas, TenantParams } from '../routes/quotas.js';
 import { ListAuditQuery } from '../routes/audit.js';
+import {
+  AdminKeyParams,
+  ApiKeysQuery,
+  CreateApiKey,
+  RotateApiKey,
+  TenantKeyParams,
+  TenantParams as KeyOwnerParams,
+} from '../routes/api-keys.js';
 import { HealthQuery } from '../../console/router.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
@@ -90,6 +98,79 @@ export const OPERATIONS: readonly Operation[] = [
     params: TenantParams,
     body: PatchQuotas,
     responses: { 200: R.QuotaSchema },
+  },
+
+  // API keys: a tenant's (its own key or the admin key), and the operator's (admin key)
+  {
+    route: 'GET /tenants/:id/api-keys',
+    tag: 'API keys',
+    summary: "List a tenant's API keys (never the keys themselves)",
+    auth: 'key',
+    params: KeyOwnerParams,
+    query: ApiKeysQuery,
+    responses: { 200: R.pageOf(R.ApiKeySchema) },
+  },
+  {
+    route: 'POST /tenants/:id/api-keys',
+    tag: 'API keys',
+    summary: 'Create another API key for a tenant',
+    auth: 'key',
+    params: KeyOwnerParams,
+    body: CreateApiKey,
+    responses: { 201: json('created; `api_key` is shown only here', R.ApiKeyCreatedSchema) },
+  },
+  {
+    route: 'DELETE /tenants/:id/api-keys/:key_id',
+    tag: 'API keys',
+    summary: 'Revoke a tenant API key at once',
+    auth: 'key',
+    params: TenantKeyParams,
+    responses: { 204: { description: 'revoked' } },
+  },
+  {
+    route: 'POST /tenants/:id/api-keys/:key_id/rotate',
+    tag: 'API keys',
+    summary: 'Replace a tenant API key; the old one works for `overlap_seconds` (default 86400)',
+    auth: 'key',
+    params: TenantKeyParams,
+    body: RotateApiKey,
+    responses: { 201: json('the new key, shown only here, and the old one', R.ApiKeyRotatedSchema) },
+    errors: [409],
+  },
+  {
+    route: 'GET /admin/api-keys',
+    tag: 'API keys',
+    summary: 'List admin keys',
+    auth: 'admin',
+    query: ApiKeysQuery,
+    responses: { 200: R.pageOf(R.ApiKeySchema) },
+  },
+  {
+    route: 'POST /admin/api-keys',
+    tag: 'API keys',
+    summary: 'Create another admin key',
+    auth: 'admin',
+    body: CreateApiKey,
+    responses: { 201: json('created; `api_key` is shown only here', R.ApiKeyCreatedSchema) },
+  },
+  {
+    route: 'DELETE /admin/api-keys/:key_id',
+    tag: 'API keys',
+    summary: 'Revoke an admin key (not the last active one: 409)',
+    auth: 'admin',
+    params: AdminKeyParams,
+    responses: { 204: { description: 'revoked' } },
+    errors: [409],
+  },
+  {
+    route: 'POST /admin/api-keys/:key_id/rotate',
+    tag: 'API keys',
+    summary: 'Replace an admin key; the configured one is rewritten in DATA_DIR/admin-api-key',
+    auth: 'admin',
+    params: AdminKeyParams,
+    body: RotateApiKey,
+    responses: { 201: json('the new key, shown only here, and the old one', R.ApiKeyRotatedSchema) },
+    errors: [409],
   },
 
   // Webhooks

@@ -12,6 +12,7 @@ import { PageQuery, page } from '../pagination.js';
 import { idCursor } from '../listing.js';
 import { NoBody, Uuid, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
+import type { ApiKeyJson } from '../response-schemas.js';
 import { withTransaction, type Queryable } from '../../db/pool.js';
 import { newId } from '../../ids.js';
 import { insertAudit } from '../../queries/audit.js';
@@ -44,11 +45,11 @@ export const RotateApiKey = v.nullish(
   }),
 );
 export const ApiKeysQuery = v.strictObject(PageQuery);
-const TenantParams = v.object({ id: Uuid });
-const TenantKeyParams = v.object({ id: Uuid, key_id: Uuid });
-const AdminKeyParams = v.object({ key_id: Uuid });
+export const TenantParams = v.object({ id: Uuid });
+export const TenantKeyParams = v.object({ id: Uuid, key_id: Uuid });
+export const AdminKeyParams = v.object({ key_id: Uuid });
 
-export function apiKeyJson(row: ApiKeyRow) {
+export function apiKeyJson(row: ApiKeyRow): ApiKeyJson {
   const now = Date.now();
   return {
     id: row.id,
