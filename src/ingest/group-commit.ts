@@ -98,12 +98,16 @@ export class IngestGroupCommit {
 
 /**
  * Errors caused by one request's data, raised by the insert statement itself (so nothing was stored):
- * an unknown tenant (23503), a value PostgreSQL refuses (classes 22 and 54). Anything else (the
+ * an unknown tenant (23503), an event postbox.ingest finds invalid (PB400), a value PostgreSQL refuses
+ * (classes 22 and 54). Anything else (the
  * database gone, a timeout) would fail every request alike, and retrying could store twice.
  */
 function isRequestSpecific(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
-  return typeof code === 'string' && (code === '23503' || code.startsWith('22') || code.startsWith('54'));
+  return (
+    typeof code === 'string' &&
+    (code === '23503' || code === 'PB400' || code.startsWith('22') || code.startsWith('54'))
+  );
 }
 
 /** The group commit of a pool: one per pool, so every request using it can share statements. */

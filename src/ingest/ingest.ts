@@ -9,12 +9,7 @@ import type { Queryable } from '../db/pool.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
-import {
-  findIngestedByIdempotencyKey,
-  insertEventsWithDeliveries,
-  type IngestRow,
-} from '../queries/events.js';
-import { patternsForType } from './event-types.js';
+import { insertEventsWithDeliveries, type IngestRow } from '../queries/events.js';
 import { deliveryWakeupFor } from './wakeup.js';
 
 /** One validated event. */
@@ -51,7 +46,7 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
   const results: (IngestResult | undefined)[] = new Array(events.length);
   const firstIndexOfKey = new Map<string, number>();
   const repeatOf = new Map<number, number>();
-  let pending: IngestRow[] = [];
+  const pending: IngestRow[] = [];
   events.forEach((e, ord) => {
     if (e.idempotencyKey !== undefined) {
       const key = keyOf(e.tenantId, e.idempotencyKey);
@@ -71,32 +66,32 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
       occurredAt: e.timestamp?.toISOString() ?? null,
       idempotencyKey: e.idempotencyKey ?? null,
       traceparent: e.traceparent ?? null,
-      patterns: patternsForType(e.type),
     });
   });
 
-  // Usually one pass. Rows left over are keys another transaction had used; they are answered from the
-  // stored event. Only if that event vanished in between (retention) is the row tried again.
-  for (let pass = 0; pass < 3 && pending.length > 0; pass++) {
-    const inserted = await insertEventsWithDeliveries(db, pending);
-    for (const row of inserted) results[row.ord] = answer(row.eventId, row.deliveryIds, true);
-    if (inserted.some((row) => row.deliveryIds.length > 0)) deliveryWakeupFor(db).request();
-    const repeats = pending.filter((r) => results[r.ord] === undefined && r.idempotencyKey !== null);
-    const hits = await findIngestedByIdempotencyKey(
-      db,
-      repeats.map((r) => ({ tenantId: r.tenantId, idempotencyKey: r.idempotencyKey! })),
-    );
-    const hitByKey = new Map(hits.map((h) => [keyOf(h.tenantId, h.idempotencyKey), h]));
-    for (const r of repeats) {
-      const hit = hitByKey.get(keyOf(r.tenantId, r.idempotencyKey!));
-      if (hit) results[r.ord] = answer(hit.eventId, hit.deliveryIds, false);
-    }
-    pending = pending.filter((r) => results[r.ord] === undefined);
-  }
-  if (pending.length > 0) throw AppError.unavailable('events could not be stored, retry');
+  // One statement answers every row: stored, or (idempotency key already used) the first event.
+  const rows = await insertRetrying(db, pending);
+  for (const row of rows) results[row.ord] ??= answer(row.eventId, row.deliveryIds, row.created);
+  if (rows.some((row) => row.created && row.deliveryIds.length > 0)) deliveryWakeupFor(db).request();
+  if (pending.some((r) => results[r.ord] === undefined))
+    throw AppError.unavailable('events could not be stored, retry');
 
   for (const [ord, first] of repeatOf) results[ord] = { ...results[first]!, created: false };
   return results as IngestResult[];
+}
+
+/**
+ * postbox.ingest raises serialization_failure (nothing stored) only when a used key's event was
+ * deleted by retention between its two statements; a new try then stores the event.
+ */
+async function insertRetrying(db: Queryable, rows: readonly IngestRow[]) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await insertEventsWithDeliveries(db, rows);
+    } catch (err) {
+      if ((err as { code?: unknown })?.code !== '40001' || attempt === 3) throw err;
+    }
+  }
 }
 
 function answer(eventId: string, deliveryIds: string[], created: boolean): IngestResult {
@@ -113,6 +108,13 @@ export function ingestFailure(err: unknown, logger?: Logger, requestId?: string)
   if (err instanceof AppError) return err;
   const code = (err as { code?: unknown })?.code;
   if (code === '23503') return AppError.notFound('tenant');
+  // postbox.ingest's own validation (the API's schemas check the same rules first).
+  if (code === 'PB400') {
+    const path = String((err as { column?: unknown }).column ?? 'event');
+    return AppError.validation('event is not valid', [
+      { path, message: String((err as Error).message).replace(`${path}: `, '') },
+    ]);
+  }
   if (typeof code === 'string' && (code.startsWith('22') || code.startsWith('54')))
     return AppError.validation('an event holds a value that cannot be stored', [
       {

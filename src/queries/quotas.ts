@@ -22,7 +22,7 @@ export interface QuotaConsumption {
 
 /**
  * Adds n events to the tenant's current window only if the window stays within max_events_per_sec.
- * One statement: the upsert's row lock makes check-and-add atomic across processes, and a refused
+ * One statement (postbox.consume_event_quota, shared with postbox.emit): the upsert's row lock makes check-and-add atomic across processes, and a refused
  * update changes nothing. The current count is read back (without n) so callers can refuse locally
  * until the window ends. Undefined if the tenant has no quotas row.
  */
@@ -40,20 +40,8 @@ export async function consumeEventQuota(
   }>({
     // Named: prepared once per connection (this runs for every ingest request).
     name: 'consume_event_quota',
-    text: `WITH q AS (
-       SELECT max_events_per_sec AS lim, floor(${NOW_EPOCH})::bigint AS win, ${NOW_EPOCH} AS now
-         FROM quotas WHERE tenant_id = $1),
-     added AS (
-       INSERT INTO rate_windows AS w (tenant_id, window_start, count)
-       SELECT $1, q.win, $2 FROM q WHERE $2 <= q.lim
-       ON CONFLICT (tenant_id, window_start) DO UPDATE SET count = w.count + EXCLUDED.count
-         WHERE w.count + EXCLUDED.count <= (SELECT lim FROM q)
-       RETURNING w.count)
-     SELECT q.lim AS "limit", q.win AS "windowStart", q.now AS "now",
-            (SELECT count FROM added) AS granted,
-            -- Read only when refused; this snapshot does not see the row the upsert just wrote.
-            (SELECT count FROM rate_windows WHERE tenant_id = $1 AND window_start = q.win) AS current
-       FROM q`,
+    // The check-and-add is the SQL function postbox.emit also calls (db/migrations/0008_postbox_emit.sql).
+    text: `SELECT "limit", "windowStart", "now", granted, "current" FROM postbox.consume_event_quota($1, $2)`,
     values: [tenantId, n],
   });
   const row = rows[0];

@@ -4,7 +4,6 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { waitFor } from '../helpers/wait.js';
 import { DELIVERIES_CHANNEL } from '../../src/queries/notify.js';
 import { INGEST_EVENTS_SQL, ingestParams } from '../../src/queries/events.js';
-import { patternsForType } from '../../src/ingest/event-types.js';
 import { newId } from '../../src/ids.js';
 import { DeliveryWakeup } from '../../src/ingest/wakeup.js';
 
@@ -658,28 +657,44 @@ describe('matching at scale', () => {
       expected.map((r) => r.id).sort(),
     );
 
-    const plan = await app.db.pool.query(
-      `EXPLAIN (FORMAT JSON) ${INGEST_EVENTS_SQL}`,
-      ingestParams([
-        {
-          ord: 0,
-          id: newId(),
-          tenantId: tenant.id,
-          type: 'scale.hit',
-          payload: '{}',
-          occurredAt: null,
-          idempotencyKey: null,
-          traceparent: null,
-          patterns: patternsForType('scale.hit'),
-        },
-      ]),
-    );
+    // The statement runs inside postbox.ingest: auto_explain reports the plans of nested statements.
+    const client = new pg.Client({ connectionString: app.db.url });
+    await client.connect();
+    const plans: any[] = [];
+    client.on('notice', (n) => {
+      const at = n.message?.indexOf('{') ?? -1;
+      if (at >= 0) plans.push(JSON.parse(n.message!.slice(at)));
+    });
+    try {
+      await client.query(`LOAD 'auto_explain'`);
+      await client.query(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+        SET auto_explain.log_format = 'json'; SET auto_explain.log_level = 'notice'`);
+      await client.query(
+        INGEST_EVENTS_SQL,
+        ingestParams([
+          {
+            ord: 0,
+            id: newId(),
+            tenantId: tenant.id,
+            type: 'scale.hit',
+            payload: '{}',
+            occurredAt: null,
+            idempotencyKey: null,
+            traceparent: null,
+          },
+        ]),
+      );
+    } finally {
+      await client.end();
+    }
+    const plan = plans.find((p) => String(p['Query Text']).includes('INSERT INTO deliveries'));
+    expect(plan).toBeDefined();
     const nodes: any[] = [];
     const walk = (node: any) => {
       nodes.push(node);
       for (const child of node.Plans ?? []) walk(child);
     };
-    walk(plan.rows[0]['QUERY PLAN'][0].Plan);
+    walk(plan.Plan);
     const onWebhooks = nodes.filter((n) => n['Relation Name'] === 'webhooks');
     expect(onWebhooks.map((n) => n['Node Type'])).not.toContain('Seq Scan');
     expect(nodes.map((n) => n['Index Name'])).toContain('webhooks_event_types_idx');
