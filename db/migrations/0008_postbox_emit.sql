@@ -200,6 +200,11 @@ BEGIN
     RAISE EXCEPTION 'tenant_id: must be given' USING ERRCODE = 'PB400', COLUMN = 'tenant_id';
   END IF;
   PERFORM postbox.check_event(type, payload, idempotency_key, occurred_at);
+  -- The API refuses bodies over BODY_LIMIT_BYTES (default 1 MiB) with 413; emit has no body, so the
+  -- default applies to the payload's JSON text.
+  IF octet_length(payload::text) > 1048576 THEN
+    RAISE EXCEPTION 'payload: must be at most 1048576 bytes as JSON text' USING ERRCODE = 'PB413', COLUMN = 'payload';
+  END IF;
   SELECT * INTO quota FROM postbox.consume_event_quota(tenant_id, 1);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'tenant not found' USING ERRCODE = 'PB404', COLUMN = 'tenant_id';
@@ -219,7 +224,7 @@ BEGIN
 END
 $$;
 --> statement-breakpoint
-COMMENT ON FUNCTION postbox.emit(uuid, text, jsonb, text, timestamptz) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field), PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
+COMMENT ON FUNCTION postbox.emit(uuid, text, jsonb, text, timestamptz) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field), PB413 payload over 1 MiB, PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
 --> statement-breakpoint
 -- Functions are executable by PUBLIC by default; here only the owner and roles granted EXECUTE on
 -- postbox.emit (docs/producers.md) may call anything.

@@ -248,6 +248,14 @@ describe('one set of rules with POST /events', () => {
     expect(await count('events WHERE tenant_id = $1', [tenant.id])).toBe(before);
   });
 
+  it('refuses a payload over 1 MiB of JSON text with PB413', async () => {
+    const err = await emit(app.db.pool, tenant.id, 'big.one', { s: 'x'.repeat(1024 * 1024) }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'PB413', column: 'payload' });
+    await expect(emit(app.db.pool, tenant.id, 'big.one', { s: 'x'.repeat(1024 * 1000) })).resolves.toMatch(
+      /-/,
+    );
+  });
+
   it('refuses an unknown tenant with PB404', async () => {
     const err = await emit(app.db.pool, '0190b6a4-3f1e-7c3a-9d2e-000000000000', 'a.b', {}).catch((e) => e);
     expect(err).toMatchObject({ code: 'PB404', message: 'tenant not found' });
