@@ -10,6 +10,7 @@ import { metricsRouter } from './api/routes/metrics.js';
 import { tenantsRouter } from './api/routes/tenants.js';
 import { apiKeysRouter } from './api/routes/api-keys.js';
 import { webhooksRouter } from './api/routes/webhooks.js';
+import { webhookActionsRouter } from './api/routes/webhook-actions.js';
 import { eventsRouter } from './api/routes/events.js';
 import { deliveriesRouter } from './api/routes/deliveries.js';
 import { dlqRouter } from './api/routes/dlq.js';
@@ -44,6 +45,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(tenantsRouter(ctx, guard));
   app.use(apiKeysRouter(ctx, guard, keys));
   app.use(webhooksRouter(ctx, guard));
+  app.use(webhookActionsRouter(ctx, guard));
   app.use(eventsRouter(ctx, guard));
   app.use(deliveriesRouter(ctx, guard));
   app.use(dlqRouter(ctx, guard));

@@ -216,6 +216,13 @@ export const ApiKeyRotatedSchema = v.strictObject({
   replaced: v.pipe(ApiKeySchema, v.description('the old key: it works until its expires_at')),
 });
 
+export const TestSendResultSchema = v.strictObject({
+  status_code: v.pipe(nullable(Int), v.description('null when no answer came (timeout, refused, SSRF)')),
+  duration_ms: Int,
+  response_excerpt: v.pipe(nullable(v.string()), v.description('the first 1 KiB of the answer')),
+  error: v.pipe(nullable(v.string()), v.description('why the attempt failed; null for a 2xx')),
+});
+
 export const HealthSchema = v.strictObject({ status: v.literal('ok') });
 export const ReadySchema = v.strictObject({
   status: v.picklist(['ready', 'migrations_pending', 'database_unavailable']),

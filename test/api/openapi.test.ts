@@ -175,6 +175,7 @@ describe('a live run', () => {
     await call('PATCH', `/webhooks/${w.id}`, { key, body: { enabled: false } });
     await call('PATCH', `/webhooks/${w.id}`, { key, body: { enabled: true, timeout_ms: 5000 } });
     await call('POST', `/webhooks/${w.id}/rotate-secret`, { key });
+    expect((await call('POST', `/webhooks/${w.id}/test`, { key })).body.error).toMatch(/ECONNREFUSED/);
 
     // Events
     const headers = { 'Idempotency-Key': 'live-1' };

@@ -30,6 +30,7 @@ import {
   TenantParams as KeyOwnerParams,
 } from '../routes/api-keys.js';
 import { HealthQuery } from '../../console/router.js';
+import { TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
 const TRACEPARENT = 'W3C trace context; delivered to receivers as `traceparent`.';
@@ -230,6 +231,18 @@ export const OPERATIONS: readonly Operation[] = [
     body: RotateSecret,
     bodyOptional: true,
     responses: { 200: json('the new secret, shown only here', R.SecretSchema) },
+  },
+
+  {
+    route: 'POST /webhooks/:id/test',
+    tag: 'Webhooks',
+    summary: 'Send a test event now and answer with the outcome',
+    description:
+      "One attempt, synchronously, within the webhook's `timeout_ms`, through the same sender as real deliveries: the same envelope and headers, signed with every active secret, the same SSRF checks, no redirects. The `webhook-id` is fresh (never a real delivery's). Disabled webhooks can be tested; the webhook's `event_types` do not filter it. Nothing is stored as a delivery: the webhook's health, circuit breaker, quotas and metrics are untouched. Audited as `webhook.test`. An answer from the receiver (whatever its status) and no answer alike are a 200 here: read `status_code` and `error`.",
+    auth: 'key',
+    params: IdParams,
+    body: TestSendBody,
+    responses: { 200: json('what the attempt got', R.TestSendResultSchema) },
   },
 
   // Events
