@@ -1,11 +1,15 @@
 /**
  * The process: configuration, database (embedded unless DATABASE_URL), migrations, then the API
- * and/or the delivery workers as POSTBOX_ROLE says. SIGTERM/SIGINT shut down in order: stop
- * accepting, drain the workers, close the pool, stop the embedded server.
+ * and/or the delivery workers as POSTBOX_ROLE says; a worker-only process still serves /health,
+ * /ready and /metrics on PORT. SIGTERM/SIGINT shut down in order: stop accepting and finish running
+ * requests, drain the workers, close the pool, stop the embedded server.
  */
-import { createServer, type Server } from 'node:http';
+import { createProbeApp } from './api/probe-app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { USER_AGENT } from './delivery/sender.js';
 import { createLogger } from './logger.js';
+import { readyLine, startupBanner } from './runtime/banner.js';
+import { startHttpServer } from './runtime/http-server.js';
 import { startPostbox, type Postbox } from './runtime/postbox.js';
 
 async function main(): Promise<void> {
@@ -19,6 +23,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const tty = process.stdout.isTTY === true;
+  if (tty) process.stdout.write(startupBanner(config, USER_AGENT.replace('Postbox/', '')).join('\n') + '\n');
   const logger = createLogger(config.LOG_LEVEL);
   let postbox: Postbox;
   try {
@@ -29,29 +35,22 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     logger.error('start-up failed', { error: (err as Error).message });
+    if (tty) process.stderr.write(`\nPostbox could not start: ${(err as Error).message}\n`);
     process.exit(1);
   }
 
-  let server: Server | undefined;
-  if (postbox.app) {
-    server = createServer(postbox.app);
-    server.keepAliveTimeout = 65_000; // longer than nginx's upstream keepalive_timeout
-    await new Promise<void>((resolve) => server!.listen(config.PORT, resolve));
-    const address = server.address();
-    logger.info('listening', { port: typeof address === 'object' && address ? address.port : config.PORT });
-  }
+  const http = await startHttpServer(postbox.app ?? createProbeApp({ ...postbox, logger }), config.PORT);
+  logger.info('listening', { port: http.port, role: config.POSTBOX_ROLE });
+  if (tty) process.stdout.write(readyLine(config, http.port) + '\n');
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal });
-    const closed = server
-      ? new Promise<void>((resolve) => server!.close(() => resolve()))
-      : Promise.resolve();
-    server?.closeIdleConnections();
+    // Requests first: none may reach the pool after postbox.stop() has closed it.
+    await http.drain(config.SHUTDOWN_GRACE_MS);
     await postbox.stop();
-    await closed;
     logger.info('stopped');
     process.exit(0);
   };

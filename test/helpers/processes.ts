@@ -77,6 +77,8 @@ export async function spawnPostbox(databaseUrl: string, options: SpawnOptions = 
     ADMIN_API_KEY: ADMIN_KEY,
     SECRETS_KEY, // the same key the API-only test instance seals webhook secrets with
     POSTBOX_ROLE: 'worker',
+    // Worker processes serve /health, /ready and /metrics too: any free port, so several can run.
+    PORT: '0',
     SSRF_ALLOW_CIDRS: '127.0.0.0/8',
     LEASE_SECONDS: '5',
     POLL_INTERVAL_MS: '50',

@@ -5,7 +5,7 @@ import type { ApiContext } from '../context.js';
 import { latestMigrationMillis } from '../../db/migrate.js';
 import { appliedMigrationMillis } from '../../queries/health.js';
 
-export function healthRouter(ctx: ApiContext): Router {
+export function healthRouter(ctx: Pick<ApiContext, 'pool'>): Router {
   const router = Router();
   const expected = latestMigrationMillis();
 

@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import type { ApiContext } from '../context.js';
 
-export function metricsRouter(ctx: ApiContext): Router {
+export function metricsRouter(ctx: Pick<ApiContext, 'metrics'>): Router {
   const router = Router();
   router.get('/metrics', async (_req, res) => {
     const body = await ctx.metrics.render();
