@@ -83,6 +83,13 @@ export const quotas = pgTable('quotas', {
   claimSeq: bigint('claim_seq', { mode: 'number' }).notNull().default(0),
 });
 
+/** A webhook's settings when its registration leaves them out: the column defaults and the API's. */
+export const WEBHOOK_DEFAULTS = Object.freeze({
+  eventTypes: Object.freeze(['*']) as readonly string[],
+  timeoutMs: 15_000,
+  maxConcurrency: 10,
+});
+
 export const webhooks = pgTable(
   'webhooks',
   {
@@ -100,8 +107,8 @@ export const webhooks = pgTable(
       .default(sql`'{*}'::text[]`),
     description: text('description'),
     retryPolicy: jsonb('retry_policy').$type<RetryPolicy>().notNull(),
-    timeoutMs: integer('timeout_ms').notNull().default(15000),
-    maxConcurrency: integer('max_concurrency').notNull().default(10),
+    timeoutMs: integer('timeout_ms').notNull().default(WEBHOOK_DEFAULTS.timeoutMs),
+    maxConcurrency: integer('max_concurrency').notNull().default(WEBHOOK_DEFAULTS.maxConcurrency),
     enabled: boolean('enabled').notNull().default(true),
     disabledReason: text('disabled_reason'),
     createdAt: tstz('created_at').notNull().defaultNow(),

@@ -102,6 +102,27 @@ const EnvSchema = v.object({
 
 export type Config = v.InferOutput<typeof EnvSchema>;
 
+/** How receiver failures turn into a circuit breaker and automatic disabling (the recorder's policy). */
+export interface HealthPolicy {
+  /** Consecutive failed attempts that open the breaker (BREAKER_FAILURE_THRESHOLD). */
+  failureThreshold: number;
+  /** First cool-down of an open breaker; each reopen without a success in between doubles it (BREAKER_COOLDOWN_MS). */
+  cooldownMs: number;
+  /** The cool-down never grows past this (BREAKER_COOLDOWN_MAX_MS). */
+  cooldownMaxMs: number;
+  /** Failing continuously this long disables the webhook (WEBHOOK_AUTO_DISABLE_AFTER_MS). */
+  autoDisableAfterMs: number;
+}
+
+export function healthPolicyOf(config: Config): HealthPolicy {
+  return {
+    failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
+    cooldownMs: config.BREAKER_COOLDOWN_MS,
+    cooldownMaxMs: config.BREAKER_COOLDOWN_MAX_MS,
+    autoDisableAfterMs: config.WEBHOOK_AUTO_DISABLE_AFTER_MS,
+  };
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
@@ -124,5 +145,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const variable = issue.path?.[0]?.key;
     throw new ConfigError(String(variable ?? 'environment'), issue.message);
   }
+  checkTogether(result.output);
   return result.output;
 }
+
+/** Settings that are valid alone but not in combination; checked here so start-up names them. */
+function checkTogether(config: Config): void {
+  if (config.BREAKER_COOLDOWN_MAX_MS < config.BREAKER_COOLDOWN_MS)
+    throw new ConfigError(
+      'BREAKER_COOLDOWN_MAX_MS',
+      `must be at least BREAKER_COOLDOWN_MS (${config.BREAKER_COOLDOWN_MS})`,
+    );
+}
+
+/** Every setting at its default: the one place defaults are defined (EnvSchema) read back. */
+export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze(loadConfig({}));
+
+/** The circuit breaker and automatic disabling with their defaults. */
+export const DEFAULT_HEALTH_POLICY: Readonly<HealthPolicy> = Object.freeze(healthPolicyOf(DEFAULT_CONFIG));

@@ -8,44 +8,18 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import { DEFAULT_HEALTH_POLICY, healthPolicyOf, type Config, type HealthPolicy } from '../config.js';
 import type { Logger } from '../logger.js';
-import {
-  DEFAULT_HEALTH_POLICY,
-  releaseClaims,
-  type DlqOverLimit,
-  type HealthPolicy,
-  type WebhookHealthChange,
-  type AttemptResult,
-  type ClaimedDelivery,
-  type DeadLettered,
-  type RecordSummary,
-} from '../queries/deliveries.js';
+import { releaseClaims } from '../queries/deliveries.js';
 import type { SecretBox } from '../security/secret-box.js';
-import { deliveryLogFields } from '../observability/log-context.js';
 import { Claimer } from './claimer.js';
-import { reportHealth } from './health-report.js';
+import { createExecutor } from './executor.js';
+import { reportDeadLettered, reportHealth } from './health-report.js';
+import type { DeliveryEngineHooks } from './hooks.js';
 import { createHttpAgents, destroyHttpAgents, type HttpAgentFactory } from './http-agents.js';
 import { Listener } from './listener.js';
-import { outcomeOf } from './outcome.js';
 import { Recorder } from './recorder.js';
 import { Sender } from './sender.js';
-
-/** Observers for metrics; all optional, all synchronous and cheap. */
-export interface DeliveryEngineHooks {
-  /** A claim statement ran and took `claimed` rows. */
-  onClaim?: (claimed: number, durationMs: number) => void;
-  /** One attempt finished (before its result is written). */
-  onAttempt?: (delivery: ClaimedDelivery, result: AttemptResult) => void;
-  /** A batch of results was written. */
-  onRecorded?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
-  /** Rescued deliveries dead-lettered by the claim: their lost attempts used up the policy. */
-  onDeadLettered?: (deliveries: readonly DeadLettered[]) => void;
-  /** Breakers that opened, reopened or closed, and webhooks disabled automatically (also logged). */
-  onWebhookHealth?: (changes: readonly WebhookHealthChange[]) => void;
-  /** Tenants whose DLQ just grew past max_dlq_size, once per crossing (also logged). */
-  onDlqOverLimit?: (crossings: readonly DlqOverLimit[]) => void;
-}
 
 export interface DeliveryEngineOptions {
   /** Pool for claims and result writes. */
@@ -108,12 +82,7 @@ export function deliveryEngineOptions(
     pollIntervalMs: config.POLL_INTERVAL_MS,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     ssrfAllowCidrs: config.SSRF_ALLOW_CIDRS,
-    health: {
-      failureThreshold: config.BREAKER_FAILURE_THRESHOLD,
-      cooldownMs: config.BREAKER_COOLDOWN_MS,
-      cooldownMaxMs: Math.max(config.BREAKER_COOLDOWN_MS, config.BREAKER_COOLDOWN_MAX_MS),
-      autoDisableAfterMs: config.WEBHOOK_AUTO_DISABLE_AFTER_MS,
-    },
+    health: healthPolicyOf(config),
   };
 }
 
@@ -143,31 +112,6 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     },
   });
 
-  const execute = async (delivery: ClaimedDelivery, signal: AbortSignal): Promise<void> => {
-    const sent = await sender.send(delivery, signal);
-    // Aborted by shutdown before the request was out: released with its attempt number given back.
-    if (sent.aborted && !sent.requestSent) return;
-    let result = outcomeOf(delivery, sent);
-    // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
-    // number kept), but due again at once for another worker.
-    // It says nothing about the receiver: the breaker leaves it out.
-    if (sent.aborted)
-      result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
-    recorder.add(result);
-    hooks.onAttempt?.(delivery, result);
-    // One line per attempt; never the payload, the URL's secrets or the signing secret.
-    logger.info('delivery attempt', {
-      // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
-      ...deliveryLogFields(delivery),
-      attempt: delivery.attempt,
-      outcome: result.outcome,
-      status_code: result.statusCode,
-      duration_ms: result.durationMs,
-      ...(result.error ? { error: result.error } : {}),
-      ...(result.retryDelayMs !== null ? { retry_in_ms: result.retryDelayMs } : {}),
-    });
-  };
-
   claimer = new Claimer({
     pool: o.pool,
     logger,
@@ -176,22 +120,11 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     batchSize: o.claimBatchSize,
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollIntervalMs,
-    execute,
+    execute: createExecutor({ sender, recorder, logger, hooks }),
     // Up to `concurrency` unwritten results are free; beyond that they hold claim slots (backpressure).
     heldElsewhere: () => Math.max(0, recorder.pending - o.concurrency),
     onClaim: hooks.onClaim,
-    onDeadLettered: (dead) => {
-      hooks.onDeadLettered?.(dead);
-      for (const d of dead)
-        logger.warn('delivery dead-lettered: its lost attempts used up the retry policy', {
-          delivery_id: d.id,
-          event_id: d.eventId,
-          webhook_id: d.webhookId,
-          tenant_id: d.tenantId,
-          attempt: d.attempts,
-          outcome: 'dead',
-        });
-    },
+    onDeadLettered: (dead) => reportDeadLettered(logger, dead, hooks),
   });
 
   const listener = new Listener({ connectionString: o.databaseUrl, logger, onWake: () => claimer.wake() });

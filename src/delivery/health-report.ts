@@ -1,12 +1,12 @@
 /**
- * What a written batch changed about receivers and tenants, told to the logs and the engine's hooks:
+ * What the engine's statements changed beyond single attempts, told to the logs and the engine's hooks:
  * a breaker opening, reopening or closing, a webhook disabled automatically, a tenant's DLQ crossing
- * max_dlq_size. The recorder's statement decides these once per change (not per delivery), so each
- * is one log line.
+ * max_dlq_size (decided by the recorder's statement once per change, not per delivery, so each is one
+ * log line), and rescued deliveries the claim dead-lettered.
  */
 import type { Logger } from '../logger.js';
-import type { RecordSummary } from '../queries/deliveries.js';
-import type { DeliveryEngineHooks } from './engine.js';
+import type { DeadLettered, RecordSummary } from '../queries/deliveries.js';
+import type { DeliveryEngineHooks } from './hooks.js';
 
 export function reportHealth(
   logger: Logger,
@@ -41,4 +41,22 @@ export function reportHealth(
     });
   if (summary.webhookChanges.length > 0) hooks.onWebhookHealth?.(summary.webhookChanges);
   if (summary.dlqOverLimit.length > 0) hooks.onDlqOverLimit?.(summary.dlqOverLimit);
+}
+
+/** Rescued deliveries the claim dead-lettered: their lost attempts used up the retry policy. */
+export function reportDeadLettered(
+  logger: Logger,
+  dead: readonly DeadLettered[],
+  hooks: Pick<DeliveryEngineHooks, 'onDeadLettered'>,
+): void {
+  hooks.onDeadLettered?.(dead);
+  for (const d of dead)
+    logger.warn('delivery dead-lettered: its lost attempts used up the retry policy', {
+      delivery_id: d.id,
+      event_id: d.eventId,
+      webhook_id: d.webhookId,
+      tenant_id: d.tenantId,
+      attempt: d.attempts,
+      outcome: 'dead',
+    });
 }

@@ -8,13 +8,9 @@
  * (at-least-once), so nothing is lost either way.
  */
 import type pg from 'pg';
+import type { HealthPolicy } from '../config.js';
 import type { Logger } from '../logger.js';
-import {
-  recordResults,
-  type AttemptResult,
-  type HealthPolicy,
-  type RecordSummary,
-} from '../queries/deliveries.js';
+import { recordResults, type AttemptResult, type RecordSummary } from '../queries/deliveries.js';
 
 export interface RecorderOptions {
   pool: pg.Pool;

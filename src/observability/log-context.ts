@@ -4,7 +4,7 @@
  * URLs or secrets.
  */
 import type { Logger } from '../logger.js';
-import { parseTraceparent } from '../ingest/traceparent.js';
+import { parseTraceparent } from './traceparent.js';
 
 export interface LogIds {
   request_id?: string | null;

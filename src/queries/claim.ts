@@ -6,6 +6,7 @@
  */
 import type { Queryable } from '../db/pool.js';
 import type { RetryPolicy } from '../../db/schema.js';
+import { deadLetterInsert } from './dead-letter.js';
 
 /** A claimed delivery with everything the sender needs, so sending costs no further queries. */
 export interface ClaimedDelivery {
@@ -196,14 +197,9 @@ WITH RECURSIVE expired AS (
           lease_owner = NULL, lease_expires_at = NULL
      FROM expired x
     WHERE d.id = x.id AND x.exhausted
-    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts
+    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.last_error
 ), dlq AS (
-   INSERT INTO dead_letter_queue
-          (delivery_id, tenant_id, webhook_id, event_id, event_type, last_error, attempts)
-   SELECT b.id, b.tenant_id, b.webhook_id, b.event_id, e.type, $5, b.attempts
-     FROM buried b JOIN events e ON e.id = b.event_id
-   ON CONFLICT (delivery_id) DO UPDATE
-      SET last_error = EXCLUDED.last_error, attempts = EXCLUDED.attempts, dead_at = EXCLUDED.dead_at
+   ${deadLetterInsert('buried')}
 ), head AS MATERIALIZED (
    SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
      FROM deliveries d

@@ -3,8 +3,10 @@
  * what the batch says about each receiver (consecutive failures, the circuit breaker, automatic
  * disabling), so a busy worker makes a few writes a second instead of one per delivery.
  */
+import type { HealthPolicy } from '../config.js';
 import type { Queryable } from '../db/pool.js';
 import { LOST_ATTEMPT_ERROR } from './claim.js';
+import { deadLetterInsert } from './dead-letter.js';
 
 /** What the next state of an attempted delivery is. */
 export type Outcome = 'succeeded' | 'retry' | 'dead';
@@ -24,25 +26,6 @@ export interface AttemptResult {
   /** Cut short by this worker's shutdown: says nothing about the receiver, so the breaker ignores it. */
   interrupted?: boolean;
 }
-
-/** How receiver failures turn into a circuit breaker and automatic disabling (config: BREAKER_*, WEBHOOK_*). */
-export interface HealthPolicy {
-  /** Consecutive failed attempts that open the breaker (BREAKER_FAILURE_THRESHOLD). */
-  failureThreshold: number;
-  /** First cool-down of an open breaker; each reopen without a success in between doubles it (BREAKER_COOLDOWN_MS). */
-  cooldownMs: number;
-  /** The cool-down never grows past this (BREAKER_COOLDOWN_MAX_MS). */
-  cooldownMaxMs: number;
-  /** Failing continuously this long disables the webhook (WEBHOOK_AUTO_DISABLE_AFTER_MS). */
-  autoDisableAfterMs: number;
-}
-
-export const DEFAULT_HEALTH_POLICY: HealthPolicy = Object.freeze({
-  failureThreshold: 5,
-  cooldownMs: 30_000,
-  cooldownMaxMs: 600_000,
-  autoDisableAfterMs: 5 * 24 * 3600_000,
-});
 
 /** A webhook whose breaker changed state or that was disabled by this batch. */
 export interface WebhookHealthChange {
@@ -98,7 +81,7 @@ export async function recordResults(
   db: Queryable,
   workerId: string,
   results: readonly AttemptResult[],
-  policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+  policy: HealthPolicy,
 ): Promise<RecordSummary> {
   if (results.length === 0) return { updated: 0, dead: 0, webhookChanges: [], dlqOverLimit: [] };
   const col = <K extends keyof AttemptResult>(k: K) => results.map((r) => r[k]);
@@ -263,15 +246,7 @@ WITH r AS (
     WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
       AND NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
 ), dead AS (
-   -- A delivery retried out of the DLQ and dead again replaces its old entry.
-   INSERT INTO dead_letter_queue
-          (delivery_id, tenant_id, webhook_id, event_id, event_type, last_error, attempts)
-   SELECT done.id, done.tenant_id, done.webhook_id, done.event_id, e.type, done.last_error, done.attempts
-     FROM done JOIN events e ON e.id = done.event_id
-    WHERE done.status = 'failed'
-   ON CONFLICT (delivery_id) DO UPDATE
-      SET last_error = EXCLUDED.last_error, attempts = EXCLUDED.attempts, dead_at = EXCLUDED.dead_at
-   RETURNING delivery_id, tenant_id, xmax = 0 AS inserted
+   ${deadLetterInsert(`(SELECT * FROM done WHERE status = 'failed')`)}
 ), dlq_over AS (
    -- The size before this batch, counted no further than the limit + 1 (dead_letter_queue_tenant_idx):
    -- a crossing is before <= limit < before + added. The snapshot misses a concurrent batch's rows, so

@@ -13,7 +13,7 @@ import { createPool } from '../db/pool.js';
 import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from '../delivery/engine.js';
 import { startMaintenance } from '../maintenance/scheduler.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
-import { deliveryMetricsHooks } from '../observability/delivery-hooks.js';
+import { deliveryMetricsHooks } from './delivery-metrics.js';
 import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
 import { registerBootstrapKey } from '../queries/api-keys.js';
 import { newId } from '../ids.js';

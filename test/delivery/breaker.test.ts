@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { RetryPolicy } from '../../src/delivery/retry-policy.js';
-import type { HealthPolicy } from '../../src/queries/deliveries.js';
+import type { HealthPolicy } from '../../src/config.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { engineStarter, type EngineStarter } from '../helpers/engines.js';
 import { queueMany } from '../helpers/fixtures.js';

@@ -14,6 +14,12 @@ import {
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
 import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
+import { DEFAULT_HEALTH_POLICY } from '../../src/config.js';
+import type { Queryable } from '../../src/db/pool.js';
+
+/** recordResults under the default breaker policy. */
+const record = (...a: [Queryable, string, readonly AttemptResult[]]) =>
+  recordResults(...a, DEFAULT_HEALTH_POLICY);
 
 let app: TestApp;
 let tenantId: string;
@@ -268,7 +274,7 @@ describe('recordResults', () => {
     });
     const [ok, again, dead] = deliveryIds as [string, string, string];
     await claim('me');
-    const summary = await recordResults(db(), 'me', [
+    const summary = await record(db(), 'me', [
       result(ok, 1),
       result(again, 1, { statusCode: 500, error: 'HTTP 500', outcome: 'retry', retryDelayMs: 60_000 }),
       result(dead, 1, {
@@ -327,15 +333,13 @@ describe('recordResults', () => {
     const [rescued] = await claim('rescuer');
     expect(rescued!.attempt).toBe(2);
 
-    const late = await recordResults(db(), 'slow-worker', [
-      result(id, 1, { outcome: 'dead', statusCode: 500 }),
-    ]);
+    const late = await record(db(), 'slow-worker', [result(id, 1, { outcome: 'dead', statusCode: 500 })]);
     expect(late).toMatchObject({ updated: 0, dead: 0 });
     expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', lease_owner: 'rescuer' });
     // The late attempt still happened, so it is in the history.
     expect((await attemptRows(db(), id)).map((a) => a.attempt)).toEqual([1]);
 
-    expect(await recordResults(db(), 'rescuer', [result(id, 2)])).toMatchObject({ updated: 1, dead: 0 });
+    expect(await record(db(), 'rescuer', [result(id, 2)])).toMatchObject({ updated: 1, dead: 0 });
     expect((await deliveryState(db(), id)).status).toBe('succeeded');
   });
 
@@ -348,7 +352,7 @@ describe('recordResults', () => {
       id,
     ]);
     await claim('w'); // the same worker re-claims its own expired lease: attempt 2
-    expect(await recordResults(db(), 'w', [result(id, 1)])).toMatchObject({ updated: 0, dead: 0 });
+    expect(await record(db(), 'w', [result(id, 1)])).toMatchObject({ updated: 0, dead: 0 });
     expect(await deliveryState(db(), id)).toMatchObject({ status: 'in_flight', attempts: 2 });
   });
 
@@ -359,7 +363,7 @@ describe('recordResults', () => {
     await claim('w');
     await db().query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [cancelled]);
     await db().query(`DELETE FROM deliveries WHERE id = $1`, [deleted]);
-    expect(await recordResults(db(), 'w', [result(cancelled, 1), result(deleted, 1)])).toMatchObject({
+    expect(await record(db(), 'w', [result(cancelled, 1), result(deleted, 1)])).toMatchObject({
       updated: 0,
       dead: 0,
     });
@@ -371,16 +375,14 @@ describe('recordResults', () => {
     const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
     const id = deliveryIds[0]!;
     await claim('w');
-    await recordResults(db(), 'w', [
-      result(id, 1, { outcome: 'dead', error: 'first death', statusCode: 500 }),
-    ]);
+    await record(db(), 'w', [result(id, 1, { outcome: 'dead', error: 'first death', statusCode: 500 })]);
     // A requeue that (wrongly or not) leaves the DLQ row behind must not break the next death.
     await db().query(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE id = $1`,
       [id],
     );
     await claim('w');
-    const summary = await recordResults(db(), 'w', [
+    const summary = await record(db(), 'w', [
       result(id, 1, { outcome: 'dead', error: 'second death', statusCode: 500 }),
     ]);
     expect(summary.dead).toBe(1);
@@ -391,7 +393,7 @@ describe('recordResults', () => {
   });
 
   it('an empty batch costs nothing', async () => {
-    expect(await recordResults(db(), 'w', [])).toMatchObject({ updated: 0, dead: 0 });
+    expect(await record(db(), 'w', [])).toMatchObject({ updated: 0, dead: 0 });
   });
 });
 

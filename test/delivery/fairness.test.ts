@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import type { RetryPolicy } from '../../src/delivery/retry-policy.js';
-import { DEFAULT_HEALTH_POLICY } from '../../src/queries/deliveries.js';
+import { DEFAULT_HEALTH_POLICY } from '../../src/config.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { engineStarter, type EngineStarter } from '../helpers/engines.js';
 import { queueEvent, queueMany } from '../helpers/fixtures.js';

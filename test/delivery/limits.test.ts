@@ -12,6 +12,12 @@ import { queueMany } from '../helpers/fixtures.js';
 import { sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
+import { DEFAULT_HEALTH_POLICY } from '../../src/config.js';
+import type { Queryable } from '../../src/db/pool.js';
+
+/** recordResults under the default breaker policy. */
+const record = (...a: [Queryable, string, readonly AttemptResult[]]) =>
+  recordResults(...a, DEFAULT_HEALTH_POLICY);
 
 let app: TestApp;
 let receiver: Receiver;
@@ -66,7 +72,7 @@ describe('claimDue within the limits', () => {
     expect(first.deliveries).toHaveLength(3);
     expect(first.heldBack).toBe(true);
     expect((await claim('b', 10)).deliveries).toHaveLength(0);
-    await recordResults(db(), 'a', [ok(first.deliveries[0]!.id)]);
+    await record(db(), 'a', [ok(first.deliveries[0]!.id)]);
     expect((await claim('b', 10)).deliveries).toHaveLength(1);
   });
 
@@ -107,7 +113,7 @@ describe('claimDue within the limits', () => {
     const first = await claim('w', 50);
     expect(first.deliveries.filter((d) => d.tenantId === t)).toHaveLength(5);
     expect(first.deliveries.filter((d) => d.tenantId === other)).toHaveLength(3);
-    await recordResults(
+    await record(
       db(),
       'w',
       first.deliveries

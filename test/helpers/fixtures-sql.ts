@@ -11,6 +11,7 @@ import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../src/security/api
 import { SecretBox, parseSecretsKey } from '../../src/security/secret-box.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../src/delivery/retry-policy.js';
 import type { DeliveryStatus } from '../../src/queries/deliveries-read.js';
+import { WEBHOOK_DEFAULTS } from '../../db/schema.js';
 import { SECRETS_KEY } from './app.js';
 
 export const testSecretBox = new SecretBox(parseSecretsKey(SECRETS_KEY)!);
@@ -34,7 +35,7 @@ export interface WebhookFixture {
   eventTypes?: string[];
   retryPolicy?: RetryPolicy;
   timeoutMs?: number;
-  /** webhooks.max_concurrency (default 10, as the API's). */
+  /** webhooks.max_concurrency (default WEBHOOK_DEFAULTS.maxConcurrency, as the API's). */
   maxConcurrency?: number;
   enabled?: boolean;
   deleted?: boolean;
@@ -56,12 +57,12 @@ export async function sqlWebhook(
       tenantId,
       w.url ?? 'https://example.com/hook',
       testSecretBox.encrypt(secret),
-      w.eventTypes ?? ['*'],
+      w.eventTypes ?? [...WEBHOOK_DEFAULTS.eventTypes],
       JSON.stringify(w.retryPolicy ?? DEFAULT_RETRY_POLICY),
-      w.timeoutMs ?? 15000,
+      w.timeoutMs ?? WEBHOOK_DEFAULTS.timeoutMs,
       w.enabled ?? true,
       w.deleted ?? false,
-      w.maxConcurrency ?? 10,
+      w.maxConcurrency ?? WEBHOOK_DEFAULTS.maxConcurrency,
     ],
   );
   return { id, secret };

@@ -20,7 +20,7 @@ import type { EventDeliveryJson, EventJson, IngestAnswerJson } from '../response
 import * as v from 'valibot';
 import { ingestGroupCommitFor } from '../../ingest/group-commit.js';
 import { ingestFailure, serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
-import { parseTraceparent } from '../../ingest/traceparent.js';
+import { parseTraceparent } from '../../observability/traceparent.js';
 import { enforceEventQuota, releaseEventQuota } from '../../quotas/enforce.js';
 import {
   getEvent,

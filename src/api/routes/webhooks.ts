@@ -22,6 +22,7 @@ import type { WebhookJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
 import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
+import { WEBHOOK_DEFAULTS } from '../../../db/schema.js';
 import { generateWebhookSecret } from '../../security/webhook-secrets.js';
 import { insertAudit } from '../../queries/audit.js';
 import { notifyDeliveriesDue } from '../../queries/notify.js';
@@ -86,11 +87,11 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         tenantId,
         url: input.url,
         secretCiphertext: ctx.secretBox.encrypt(secret),
-        eventTypes: input.event_types ?? ['*'],
+        eventTypes: input.event_types ?? [...WEBHOOK_DEFAULTS.eventTypes],
         description: input.description ?? null,
         retryPolicy: mergeRetryPolicy(DEFAULT_RETRY_POLICY, input.retry_policy),
-        timeoutMs: input.timeout_ms ?? 15_000,
-        maxConcurrency: input.max_concurrency ?? 10,
+        timeoutMs: input.timeout_ms ?? WEBHOOK_DEFAULTS.timeoutMs,
+        maxConcurrency: input.max_concurrency ?? WEBHOOK_DEFAULTS.maxConcurrency,
       });
       const { id: _id, tenant_id: _t, created_at: _c, updated_at: _u, ...fields } = webhookJson(webhook);
       await insertAudit(tx, audit(req, 'webhook.create', webhook, fields));

@@ -1,7 +1,7 @@
-/** The delivery engine's observer hooks (DeliveryEngineHooks) feeding the metrics. */
-import type { DeliveryEngineHooks } from '../delivery/engine.js';
+/** Wires the delivery engine's observer hooks (delivery/hooks.ts) to this process's metrics. */
+import type { DeliveryEngineHooks } from '../delivery/hooks.js';
 import type { Outcome } from '../queries/deliveries.js';
-import type { DeliveryOutcome, Metrics } from './metrics.js';
+import type { DeliveryOutcome, Metrics } from '../observability/metrics.js';
 
 const OUTCOME: Record<Outcome, DeliveryOutcome> = {
   succeeded: 'succeeded',

@@ -1,0 +1,47 @@
+/**
+ * The executor: runs one claimed delivery (send → outcome), hands the result to the recorder, and
+ * tells the hooks and the log. The claimer calls it once per claimed delivery, within its slots.
+ */
+import type { Logger } from '../logger.js';
+import type { ClaimedDelivery } from '../queries/deliveries.js';
+import { deliveryLogFields } from '../observability/log-context.js';
+import type { DeliveryEngineHooks } from './hooks.js';
+import { outcomeOf } from './outcome.js';
+import type { Recorder } from './recorder.js';
+import type { Sender } from './sender.js';
+
+export interface ExecutorDeps {
+  sender: Pick<Sender, 'send'>;
+  recorder: Pick<Recorder, 'add'>;
+  logger: Logger;
+  hooks: Pick<DeliveryEngineHooks, 'onAttempt'>;
+}
+
+export type Execute = (delivery: ClaimedDelivery, signal: AbortSignal) => Promise<void>;
+
+export function createExecutor({ sender, recorder, logger, hooks }: ExecutorDeps): Execute {
+  return async (delivery, signal) => {
+    const sent = await sender.send(delivery, signal);
+    // Aborted by shutdown before the request was out: released with its attempt number given back.
+    if (sent.aborted && !sent.requestSent) return;
+    let result = outcomeOf(delivery, sent);
+    // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
+    // number kept), but due again at once for another worker.
+    // It says nothing about the receiver: the breaker leaves it out.
+    if (sent.aborted)
+      result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
+    recorder.add(result);
+    hooks.onAttempt?.(delivery, result);
+    // One line per attempt; never the payload, the URL's secrets or the signing secret.
+    logger.info('delivery attempt', {
+      // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
+      ...deliveryLogFields(delivery),
+      attempt: delivery.attempt,
+      outcome: result.outcome,
+      status_code: result.statusCode,
+      duration_ms: result.durationMs,
+      ...(result.error ? { error: result.error } : {}),
+      ...(result.retryDelayMs !== null ? { retry_in_ms: result.retryDelayMs } : {}),
+    });
+  };
+}
