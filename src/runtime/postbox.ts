@@ -18,7 +18,7 @@ import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
 import { registerBootstrapKey } from '../queries/api-keys.js';
 import { newId } from '../ids.js';
 import { SecretBox } from '../security/secret-box.js';
-import { loadAdminKey, loadSecretsKey } from './keys.js';
+import { loadAdminKey, loadSecretsKey } from '../security/key-files.js';
 import { verifySecretsKey } from './secrets-key-check.js';
 
 export interface Postbox {

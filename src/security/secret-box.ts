@@ -1,6 +1,6 @@
 /**
  * Webhook secrets at rest: AES-256-GCM with a random 12-byte IV. Stored layout: iv | tag | ciphertext.
- * The key comes from SECRETS_KEY or DATA_DIR/secrets-key (see src/runtime/keys.ts).
+ * The key comes from SECRETS_KEY or DATA_DIR/secrets-key (see src/security/key-files.ts).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 

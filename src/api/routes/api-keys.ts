@@ -27,7 +27,7 @@ import {
   type ApiKeyRow,
 } from '../../queries/api-keys.js';
 import { apiKeyPrefix, generateAdminKey, generateApiKey, hashApiKey } from '../../security/api-keys.js';
-import { replaceAdminKeyFile } from '../../runtime/keys.js';
+import { replaceAdminKeyFile } from '../../security/key-files.js';
 
 const KeyName = v.pipe(v.string('must be a string'), v.trim(), v.minLength(1), v.maxLength(200));
 export const CreateApiKey = v.nullish(v.strictObject({ name: v.optional(KeyName) }));

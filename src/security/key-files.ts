@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
-import { parseSecretsKey } from '../security/secret-box.js';
+import { parseSecretsKey } from './secret-box.js';
 
 function readOrCreate(path: string, make: () => string): { value: string; created: boolean } {
   if (existsSync(path)) return { value: readFileSync(path, 'utf8').trim(), created: false };
