@@ -12,6 +12,7 @@
  * combined statement fails, each request is tried on its own, so one request's bad data (an
  * unknown tenant, a value PostgreSQL refuses) fails only that request.
  */
+import { isRequestSpecific } from '../db/errors.js';
 import { perPool, type Queryable } from '../db/pool.js';
 import { ingestEvents, type EventInput, type IngestResult } from './ingest.js';
 
@@ -85,6 +86,8 @@ export class IngestGroupCommit {
         offset += w.events.length;
       }
     } catch (err) {
+      // Anything but one request's data (the database gone, a timeout) fails every request alike, and
+      // retrying could store twice.
       if (!isRequestSpecific(err)) {
         for (const w of group) w.reject(err);
         return;
@@ -94,20 +97,6 @@ export class IngestGroupCommit {
       for (const w of group) await ingestEvents(this.db, w.events).then(w.resolve, w.reject);
     }
   }
-}
-
-/**
- * Errors caused by one request's data, raised by the insert statement itself (so nothing was stored):
- * an unknown tenant (23503), an event postbox.ingest finds invalid (PB400), a value PostgreSQL refuses
- * (classes 22 and 54). Anything else (the
- * database gone, a timeout) would fail every request alike, and retrying could store twice.
- */
-function isRequestSpecific(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  return (
-    typeof code === 'string' &&
-    (code === '23503' || code === 'PB400' || code.startsWith('22') || code.startsWith('54'))
-  );
 }
 
 /** The group commit of a pool: one per pool, so every request using it can share statements. */

@@ -6,6 +6,7 @@
  * code path, and lets a caller combine concurrent requests into one statement (group commit).
  */
 import type { Queryable } from '../db/pool.js';
+import { dbAppError } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
@@ -100,34 +101,20 @@ function answer(eventId: string, deliveryIds: string[], created: boolean): Inges
 
 /**
  * How an ingest failure reaches the producer. Input was validated before, so a database error is
- * ours or the database's: 503, retry (nothing was stored). Except: an unknown tenant (the admin
- * named one) is a 404, and data PostgreSQL refuses to store (class 22/54: e.g. JSON nested too deep
- * for its parser) is the producer's to fix: 400.
+ * ours or the database's: 503, retry (nothing was stored). Except (src/db/errors.ts): an unknown
+ * tenant (the admin named one) is a 404, and data PostgreSQL refuses to store (e.g. JSON nested too
+ * deep for its parser) is the producer's to fix: 400 naming the payload.
  */
 export function ingestFailure(err: unknown, logger?: Logger, requestId?: string): AppError {
   if (err instanceof AppError) return err;
-  const code = (err as { code?: unknown })?.code;
-  if (code === '23503') return AppError.notFound('tenant');
-  // postbox.ingest's own validation (the API's schemas check the same rules first).
-  if (code === 'PB400') {
-    const path = String((err as { column?: unknown }).column ?? 'event');
-    return AppError.validation('event is not valid', [
-      { path, message: String((err as Error).message).replace(`${path}: `, '') },
-    ]);
-  }
-  if (typeof code === 'string' && (code.startsWith('22') || code.startsWith('54')))
-    return AppError.validation('an event holds a value that cannot be stored', [
-      {
-        path: 'payload',
-        message: 'cannot be stored (too deeply nested, or characters JSON storage refuses)',
-      },
-    ]);
+  const mapped = dbAppError(err, { field: 'payload', referenced: 'tenant' });
+  if (mapped && mapped.status < 500) return mapped;
   logger?.warn('ingest failed; nothing stored, answering 503', {
     request_id: requestId,
-    code,
+    code: (err as { code?: unknown })?.code,
     error: String((err as Error)?.message ?? err),
   });
-  return AppError.unavailable();
+  return mapped ?? AppError.unavailable();
 }
 
 // Lone surrogates and NUL: JSON.stringify writes them as \uXXXX escapes (valid pairs it writes raw),

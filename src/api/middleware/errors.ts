@@ -1,6 +1,7 @@
 /** The one error middleware: everything becomes the contract's JSON error; unknown errors are logged, never echoed. */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '../../errors.js';
+import { classifyDbError, dbAppError } from '../../db/errors.js';
 import type { Logger } from '../../logger.js';
 
 interface BodyParserError {
@@ -18,33 +19,13 @@ function fromBodyParser(err: BodyParserError): AppError | undefined {
       return AppError.tooLarge(err.limit ?? 0);
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return new AppError(415, 'unsupported_media_type', 'unsupported content encoding or charset');
+      return AppError.unsupportedMediaType('unsupported content encoding or charset');
     case 'request.aborted':
-      return new AppError(400, 'request_aborted', 'request was aborted');
+      return AppError.aborted();
     default:
-      return err.status && err.status >= 400 && err.status < 500
-        ? new AppError(err.status, 'bad_request', 'bad request')
+      return typeof err.type === 'string' && err.status && err.status >= 400 && err.status < 500
+        ? AppError.badRequest('bad request', err.status)
         : undefined;
-  }
-}
-
-/** PostgreSQL errors the caller can fix or retry, rather than a server fault. */
-function fromPostgres(err: { code?: string }): AppError | undefined {
-  switch (err.code) {
-    case '40001': // serialization_failure
-    case '40P01': // deadlock_detected
-    case '57P01': // admin_shutdown
-    case '53300': // too_many_connections
-    case '08006': // connection_failure
-    case '08001':
-    case '08003':
-      return AppError.unavailable();
-    case '22P02': // invalid_text_representation (e.g. an id that is not a uuid)
-    case '22007':
-    case '22008':
-      return AppError.validation('a value is not valid');
-    default:
-      return undefined;
   }
 }
 
@@ -53,25 +34,22 @@ export function errorHandler(logger: Logger) {
     let appError: AppError | undefined;
     if (err instanceof AppError) appError = err;
     else if (err && typeof err === 'object') {
-      appError = fromBodyParser(err as BodyParserError) ?? fromPostgres(err as { code?: string });
-      if (appError?.status === 503)
-        logger.warn('database unavailable', {
+      appError = fromBodyParser(err as BodyParserError) ?? dbAppError(err);
+      const failure = appError ? classifyDbError(err) : undefined;
+      // A data error here means validation let a value through that PostgreSQL refuses: worth a look.
+      if (failure)
+        logger.warn(failure.kind === 'unavailable' ? 'database unavailable' : 'database refused a value', {
           request_id: req.requestId,
-          error: String((err as Error).message),
+          kind: failure.kind,
+          code: (err as { code?: unknown }).code,
+          // Never the message of a data error: PostgreSQL quotes the refused value in it.
+          ...(failure.kind === 'unavailable' ? { reason: failure.reason } : {}),
         });
     }
     if (!appError) {
       const e = err as Error;
-      // Connection refused while the database is gone is the producer's cue to retry, not a bug.
-      if (
-        (e as { code?: string })?.code === 'ECONNREFUSED' ||
-        /Connection terminated|timeout exceeded/.test(e?.message ?? '')
-      ) {
-        appError = AppError.unavailable();
-      } else {
-        logger.error('unhandled error', { request_id: req.requestId, error: e?.message, stack: e?.stack });
-        appError = new AppError(500, 'internal_error', 'internal error');
-      }
+      logger.error('unhandled error', { request_id: req.requestId, error: e?.message, stack: e?.stack });
+      appError = AppError.internal();
     }
     if (res.headersSent) return;
     for (const [name, value] of Object.entries(appError.headers ?? {})) res.setHeader(name, value);

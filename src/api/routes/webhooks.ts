@@ -19,6 +19,7 @@ import {
 } from './webhook-schemas.js';
 import { AppError } from '../../errors.js';
 import type { WebhookJson } from '../response-schemas.js';
+import { dbAppError } from '../../db/errors.js';
 import { withTransaction } from '../../db/pool.js';
 import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
@@ -58,8 +59,7 @@ export function webhookJson(row: WebhookRow): WebhookJson {
 
 /** The admin key naming a tenant that does not exist fails on the foreign key: that is a 404. */
 function unknownTenantAsNotFound(err: unknown): never {
-  if ((err as { code?: string })?.code === '23503') throw AppError.notFound('tenant');
-  throw err;
+  throw dbAppError(err, { referenced: 'tenant' }) ?? err;
 }
 
 function audit(req: Request, action: string, row: { id: string; tenantId: string }, changes: object) {
