@@ -2,6 +2,7 @@
 import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './api/context.js';
 import { authenticate, keyResolver } from './api/middleware/auth.js';
+import { jsonObjectBody } from './api/middleware/body.js';
 import { errorHandler } from './api/middleware/errors.js';
 import { requestLog } from './api/middleware/request-log.js';
 import { AppError } from './errors.js';
@@ -34,14 +35,7 @@ export function createApp(ctx: ApiContext): express.Express {
   // Each authenticated route runs `guard` first: the key is checked before the body is parsed, and
   // unknown routes still answer 404 rather than 401.
   const keys = keyResolver(ctx);
-  const guard: RequestHandler[] = [
-    authenticate(keys),
-    express.json({
-      limit: ctx.config.BODY_LIMIT_BYTES,
-      strict: false,
-      type: ['application/json', 'application/*+json'],
-    }),
-  ];
+  const guard: RequestHandler[] = [authenticate(keys), ...jsonObjectBody(ctx.config.BODY_LIMIT_BYTES)];
   app.use(tenantsRouter(ctx, guard));
   app.use(apiKeysRouter(ctx, guard, keys));
   app.use(webhooksRouter(ctx, guard));

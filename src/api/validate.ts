@@ -20,6 +20,12 @@ export function parseInput<S extends v.GenericSchema>(
   throw AppError.validation(`${what} is not valid`, details);
 }
 
+/** PostgreSQL text and jsonb cannot hold NUL; refusing it here keeps it a 400 naming the field. */
+export const NoNul = v.check(
+  (s: string) => !s.includes('\u0000'),
+  'must not contain NUL (\\u0000) characters',
+);
+
 /** A UUID in canonical text form. */
 export const Uuid = v.pipe(v.string(), v.uuid('must be a UUID'));
 

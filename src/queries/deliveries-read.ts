@@ -26,7 +26,8 @@ export interface DeliveryRow {
   eventType: string;
   status: DeliveryStatus;
   attempts: number;
-  nextAttemptAt: Date;
+  /** null while parked (its webhook is disabled): stored as 'infinity', which JavaScript cannot date. */
+  nextAttemptAt: Date | null;
   lastAttemptAt: Date | null;
   lastStatusCode: number | null;
   lastError: string | null;
@@ -63,7 +64,7 @@ export interface DeliveryFilter {
 // The event type is not stored on the delivery; the join is by primary key, per returned row only.
 const DELIVERY_COLUMNS = `d.id, d.tenant_id AS "tenantId", d.event_id AS "eventId",
   d.webhook_id AS "webhookId", e.type AS "eventType", d.status, d.attempts,
-  d.next_attempt_at AS "nextAttemptAt", d.last_attempt_at AS "lastAttemptAt",
+  NULLIF(d.next_attempt_at, 'infinity') AS "nextAttemptAt", d.last_attempt_at AS "lastAttemptAt",
   d.last_status_code AS "lastStatusCode", d.last_error AS "lastError", d.created_at AS "createdAt",
   d.updated_at AS "updatedAt", d.completed_at AS "completedAt"`;
 

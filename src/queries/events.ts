@@ -139,7 +139,8 @@ export interface EventDeliveryRow {
   webhookId: string;
   status: string;
   attempts: number;
-  nextAttemptAt: Date;
+  /** null while parked (its webhook is disabled): stored as 'infinity', which JavaScript cannot date. */
+  nextAttemptAt: Date | null;
   lastStatusCode: number | null;
   lastError: string | null;
   createdAt: Date;
@@ -153,7 +154,8 @@ export async function listEventDeliveries(
   limit: number,
 ): Promise<EventDeliveryRow[]> {
   const { rows } = await db.query<EventDeliveryRow>(
-    `SELECT id, webhook_id AS "webhookId", status, attempts, next_attempt_at AS "nextAttemptAt",
+    `SELECT id, webhook_id AS "webhookId", status, attempts,
+            NULLIF(next_attempt_at, 'infinity') AS "nextAttemptAt",
             last_status_code AS "lastStatusCode", last_error AS "lastError", created_at AS "createdAt",
             completed_at AS "completedAt"
        FROM deliveries WHERE event_id = $1

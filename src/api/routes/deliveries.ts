@@ -41,7 +41,7 @@ export function deliveryJson(row: DeliveryRow): DeliveryJson {
     status: row.status,
     attempts: row.attempts,
     attempt_count: row.attempts,
-    next_attempt_at: row.nextAttemptAt.toISOString(),
+    next_attempt_at: iso(row.nextAttemptAt),
     last_attempt_at: iso(row.lastAttemptAt),
     last_status_code: row.lastStatusCode,
     last_error: row.lastError,

@@ -9,7 +9,7 @@ import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
 import { listScope } from '../listing.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
-import { NoBody, parseInput, queryParam, Uuid } from '../validate.js';
+import { NoBody, NoNul, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
 import type { DeadLetterJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
@@ -35,7 +35,12 @@ export function deadLetterJson(row: DeadLetterRow): DeadLetterJson {
   };
 }
 
-const EventType = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(200));
+const EventType = v.pipe(
+  v.string('must be a string'),
+  v.minLength(1, 'must not be empty'),
+  v.maxLength(200),
+  NoNul,
+);
 
 export const ListDlqQuery = v.strictObject(
   {

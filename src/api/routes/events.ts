@@ -52,7 +52,7 @@ function eventDeliveryJson(d: EventDeliveryRow): EventDeliveryJson {
     webhook_id: d.webhookId,
     status: d.status as EventDeliveryJson['status'], // the column is the delivery_status enum
     attempts: d.attempts,
-    next_attempt_at: d.nextAttemptAt.toISOString(),
+    next_attempt_at: d.nextAttemptAt?.toISOString() ?? null,
     last_status_code: d.lastStatusCode,
     last_error: d.lastError,
     created_at: d.createdAt.toISOString(),

@@ -3,7 +3,7 @@ import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, requireAdmin } from '../middleware/auth.js';
-import { IdParams, parseInput } from '../validate.js';
+import { IdParams, NoNul, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
 import type { TenantJson } from '../response-schemas.js';
 import { withTransaction } from '../../db/pool.js';
@@ -23,7 +23,13 @@ export const QuotasInput = v.strictObject({
 });
 
 export const CreateTenant = v.strictObject({
-  name: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(200)),
+  name: v.pipe(
+    v.string('must be a string'),
+    v.trim(),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(200),
+    NoNul,
+  ),
   quotas: v.optional(QuotasInput),
 });
 

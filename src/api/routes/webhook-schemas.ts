@@ -2,7 +2,7 @@
 import * as v from 'valibot';
 import { AppError } from '../../errors.js';
 import { PageQuery } from '../pagination.js';
-import { Uuid } from '../validate.js';
+import { NoNul, Uuid } from '../validate.js';
 import { WEBHOOK_URL_MAX_LENGTH } from '../webhook-url.js';
 import { isEventTypePattern } from '../../ingest/event-types.js';
 import { webhookSecretProblem } from '../../security/webhook-secrets.js';
@@ -16,12 +16,10 @@ const wholeNumber = (min: number, max: number) =>
     v.maxValue(max, `must be at most ${max}`),
   );
 
-/** PostgreSQL text cannot hold NUL; refusing it here keeps it a 400 instead of a database error. */
-const noNul = v.check((s: string) => !s.includes('\u0000'), 'must not contain NUL characters');
-
 const Url = v.pipe(
   v.string('must be a string'),
   v.maxLength(WEBHOOK_URL_MAX_LENGTH, `must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`),
+  NoNul,
 );
 
 // The message is built from webhookSecretProblem, which never repeats the secret.
@@ -50,7 +48,7 @@ const EventTypes = v.pipe(
 );
 
 const Description = v.nullable(
-  v.pipe(v.string('must be a string or null'), v.maxLength(1000, 'must be at most 1000 characters'), noNul),
+  v.pipe(v.string('must be a string or null'), v.maxLength(1000, 'must be at most 1000 characters'), NoNul),
 );
 
 const { maxAttempts, initialDelayMs, maxDelayMs } = RETRY_POLICY_LIMITS;
