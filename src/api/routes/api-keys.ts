@@ -10,7 +10,7 @@ import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, type KeyResolver } from '../middleware/auth.js';
 import { PageQuery, page } from '../pagination.js';
 import { idCursor } from '../listing.js';
-import { NoBody, Uuid, parseInput } from '../validate.js';
+import { NoBody, NoNul, Uuid, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
 import type { ApiKeyJson } from '../response-schemas.js';
 import { withTransaction, type Queryable } from '../../db/pool.js';
@@ -29,7 +29,7 @@ import {
 import { apiKeyPrefix, generateAdminKey, generateApiKey, hashApiKey } from '../../security/api-keys.js';
 import { replaceAdminKeyFile } from '../../security/key-files.js';
 
-const KeyName = v.pipe(v.string('must be a string'), v.trim(), v.minLength(1), v.maxLength(200));
+const KeyName = v.pipe(v.string('must be a string'), v.trim(), v.minLength(1), v.maxLength(200), NoNul);
 export const CreateApiKey = v.nullish(v.strictObject({ name: v.optional(KeyName) }));
 export const RotateApiKey = v.nullish(
   v.strictObject({
