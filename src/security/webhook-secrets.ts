@@ -4,8 +4,8 @@
  * Two forms, as the contract fixes them (and as Standard Webhooks / Svix receivers expect):
  * - `whsec_` + base64: the HMAC key is the decoded bytes. We generate 32 random bytes; we accept
  *   24–64 decoded bytes so secrets carried over from Svix-style systems keep working.
- * - anything else of 16–128 printable ASCII characters (no space at either end, at least 6 different
- *   characters): the HMAC key is its UTF-8 bytes.
+ * - anything else of 16–128 printable ASCII characters, no space at either end: the HMAC key is its
+ *   UTF-8 bytes.
  * A secret that starts with `whsec_` is always read as the first form, so it must decode cleanly;
  * otherwise the receiver's library and we would derive different keys.
  *
@@ -21,7 +21,6 @@ const WHSEC_KEY_BYTES = { min: 24, max: 64 };
 const PLAIN_LENGTH = { min: 16, max: 128 };
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-const MIN_DISTINCT_CHARACTERS = 6;
 
 export function generateWebhookSecret(): string {
   return WHSEC_PREFIX + randomBytes(GENERATED_KEY_BYTES).toString('base64');
@@ -42,8 +41,6 @@ export function webhookSecretProblem(secret: string): string | undefined {
   if (!PRINTABLE_ASCII.test(secret)) return 'must contain printable ASCII characters only';
   // Spaces at either end are lost by many config files and copy-pastes, and "16 spaces" is no secret.
   if (secret.trim() !== secret) return 'must not begin or end with a space';
-  if (new Set(secret).size < MIN_DISTINCT_CHARACTERS)
-    return `must contain at least ${MIN_DISTINCT_CHARACTERS} different characters`;
   return undefined;
 }
 

@@ -183,7 +183,6 @@ describe('webhook secrets', () => {
   it.each([
     ['16 spaces', ' '.repeat(16)],
     ['leading space', ' abcdefghijklmnop'],
-    ['one repeated character', 'x'.repeat(16)],
   ])('refuses %s', async (_what, secret) => {
     const tenant = await app.createTenant('secrets');
     const before = await count('webhooks');

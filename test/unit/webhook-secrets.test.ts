@@ -40,6 +40,9 @@ describe('webhookSecretProblem', () => {
     ['whsec_ too short', 'whsec_' + randomBytes(16).toString('base64')],
     ['whsec_ too long', 'whsec_' + randomBytes(65).toString('base64')],
     ['whsec_ with nothing after it', 'whsec_'],
+    ['16 spaces', ' '.repeat(16)],
+    ['a leading space', ' abcdefghijklmnop'],
+    ['a trailing space', 'abcdefghijklmnop '],
   ])('refuses %s without repeating it', (_what, secret) => {
     const problem = webhookSecretProblem(secret);
     expect(problem).toEqual(expect.any(String));
