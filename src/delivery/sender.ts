@@ -77,9 +77,15 @@ export function excerptOf(chunks: readonly Buffer[]): string {
   return new StringDecoder('utf8').write(Buffer.from(text).subarray(0, EXCERPT_BYTES));
 }
 
+/** The error of an attempt that could not be signed: Postbox's fault (its SECRETS_KEY), not the receiver's. */
+export const UNDECRYPTABLE_SECRET = 'cannot decrypt the webhook secret';
+
+/** Prefix of the error of an attempt that ran out of its timeout_ms. */
+export const TIMEOUT_ERROR_PREFIX = 'timeout after ';
+
 function describeError(err: unknown, timeoutMs: number): string {
   const e = err as { code?: string; message?: string };
-  if (e.code === 'ETIMEDOUT') return `timeout after ${timeoutMs} ms`;
+  if (e.code === 'ETIMEDOUT') return `${TIMEOUT_ERROR_PREFIX}${timeoutMs} ms`;
   // Bounded, and without NUL (a text column refuses it and would fail the whole result batch).
   // eslint-disable-next-line no-control-regex
   const message = (e.message ?? String(err)).slice(0, 500).replace(/\u0000/g, '');
@@ -142,7 +148,7 @@ export class Sender {
       headers = deliveryHeaders(d, body, keys, Math.floor(startedAt.getTime() / 1000));
     } catch {
       // A secret sealed with another key: retrying will not help, but the policy decides, visibly.
-      return Promise.resolve(this.result(started, startedAt, null, 'cannot decrypt the webhook secret'));
+      return Promise.resolve(this.result(started, startedAt, null, UNDECRYPTABLE_SECRET));
     }
 
     return new Promise((resolve) => {

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FAILURE_CAUSES, type FailureCause } from './failure-cause.js';
 import { QueueStatsReader, type QueueStatsOptions } from './queue-stats.js';
 
 /** What one delivery attempt came to: each attempt is counted under exactly one outcome. */
@@ -40,6 +41,8 @@ export interface Metrics {
    * failed_attempt: failed and will be retried; dead: the last allowed attempt failed (now in the DLQ).
    */
   deliveryOutcome(outcome: DeliveryOutcome, durationMs: number, lagMs?: number): void;
+  /** A failed attempt (failed_attempt or dead), by whose failure it was (failure-cause.ts). */
+  deliveryFailure(cause: FailureCause): void;
   /** One claim statement took `batchSize` rows (0 included: an empty poll) in `durationMs`. */
   claimed(batchSize: number, durationMs: number): void;
   /** A webhook's breaker changed state, or it was disabled automatically. */
@@ -117,6 +120,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: HTTP_BUCKETS,
     registers: [registry],
   });
+  const failures = new Counter({
+    name: 'postbox_delivery_failures_total',
+    help: "Failed delivery attempts by cause: receiver_status (a non-2xx answer), receiver_timeout, receiver_unreachable (no connection), postbox (Postbox could not make the attempt), shutdown (cut short by a worker's shutdown).",
+    labelNames: ['cause'] as const,
+    registers: [registry],
+  });
   const webhookHealth = new Counter({
     name: 'postbox_webhook_health_events_total',
     help: 'Receivers changing standing: circuit breaker opened, reopened (a probe failed) or closed, webhook disabled automatically (gone: a 410 answer; failing: failing for WEBHOOK_AUTO_DISABLE_AFTER_MS).',
@@ -131,6 +140,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   // Present from the first scrape, so rate() and absent() behave before the first delivery.
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
   for (const event of WEBHOOK_HEALTH_EVENTS) webhookHealth.inc({ event }, 0);
+  for (const cause of FAILURE_CAUSES) failures.inc({ cause }, 0);
 
   if (options.pool)
     registerQueueGauges(registry, new QueueStatsReader({ ...options.queueStats, pool: options.pool }));
@@ -145,6 +155,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       deliveries.inc({ outcome });
       attemptDuration.observe({ outcome }, durationMs / 1000);
       if (outcome === 'succeeded' && lagMs !== undefined) lag.observe(Math.max(0, lagMs) / 1000);
+    },
+    deliveryFailure(cause) {
+      failures.inc({ cause });
     },
     claimed(batchSize, durationMs) {
       claimSize.observe(batchSize);

@@ -14,7 +14,8 @@ import { parseSamples } from '../helpers/prom.js';
 
 const root = process.cwd();
 const dashboard = JSON.parse(readFileSync(join(root, 'ops/grafana/postbox.json'), 'utf8'));
-const alerts = parseYaml(readFileSync(join(root, 'ops/prometheus/alerts.yml'), 'utf8'));
+const RULE_FILES = ['ops/prometheus/alerts.yml', 'ops/prometheus/slo.yml'];
+const groups = RULE_FILES.flatMap((f) => parseYaml(readFileSync(join(root, f), 'utf8')).groups);
 
 interface Rule {
   alert: string;
@@ -23,12 +24,26 @@ interface Rule {
   labels: { severity: string };
   annotations: { summary: string; description?: string; runbook_url: string };
 }
-const rules: Rule[] = alerts.groups.flatMap((g: { rules: Rule[] }) => g.rules);
+interface Recording {
+  record: string;
+  expr: string;
+  labels?: Record<string, string>;
+}
+const allRules: (Rule | Recording)[] = groups.flatMap((g: { rules: (Rule | Recording)[] }) => g.rules);
+const rules = allRules.filter((r): r is Rule => 'alert' in r);
+const recordings = allRules.filter((r): r is Recording => 'record' in r);
 const panels: any[] = dashboard.panels.filter((p: any) => p.type !== 'row');
 const dashboardExprs: { where: string; expr: string }[] = panels.flatMap((p) =>
   p.targets.map((t: any) => ({ where: `panel "${p.title}"`, expr: t.expr as string })),
 );
-const allExprs = [...rules.map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })), ...dashboardExprs];
+const allExprs = [
+  ...rules.map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })),
+  // The budgets are constants (vector(0.001)): nothing to select.
+  ...recordings
+    .filter((r) => !r.expr.startsWith('vector('))
+    .map((r) => ({ where: `record ${r.record}{${JSON.stringify(r.labels ?? {})}}`, expr: r.expr })),
+  ...dashboardExprs,
+];
 
 /** Grafana's interval variables are not PromQL; substitute a duration before parsing. */
 const promql = (expr: string) => expr.replace(/\$__rate_interval|\$__interval|\$__range/g, '5m');
@@ -90,6 +105,15 @@ beforeAll(async () => {
       labels.get(k)!.add(v);
     }
   }
+  // Series the rule files record are selectable too, with the labels the rules give them.
+  for (const r of recordings) {
+    if (!exported.has(r.record)) exported.set(r.record, new Map());
+    const labels = exported.get(r.record)!;
+    for (const [k, v] of Object.entries(r.labels ?? {})) {
+      if (!labels.has(k)) labels.set(k, new Set());
+      labels.get(k)!.add(v);
+    }
+  }
 });
 afterAll(async () => {
   await db?.drop();
@@ -142,7 +166,7 @@ describe('PromQL in the dashboard and the alerts', () => {
   );
 });
 
-describe('ops/prometheus/alerts.yml', () => {
+describe('ops/prometheus alert rules (alerts.yml, slo.yml)', () => {
   it('has the alerts the runbooks rely on', () => {
     expect(rules.map((r) => r.alert)).toEqual(
       expect.arrayContaining([
@@ -200,6 +224,8 @@ describe('ops/grafana/postbox.json', () => {
       'Oldest due',
       'DLQ size',
       'Latency by route (p95)',
+      'Error budget remaining (30 d)',
+      'Burn rate (1 h)',
     ])
       expect(titles).toContain(t);
   });

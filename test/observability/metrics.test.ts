@@ -18,6 +18,7 @@ const NAMED = [
   'postbox_deliveries_total',
   'postbox_delivery_attempt_duration_seconds',
   'postbox_delivery_lag_seconds',
+  'postbox_delivery_failures_total',
   'postbox_queue_depth',
   'postbox_dlq_size',
   'postbox_oldest_due_seconds',
@@ -315,6 +316,10 @@ describe('through the API and the engine', () => {
     );
     expect(count(after, 'failed_attempt')).toBe(count(before, 'failed_attempt') + 1);
     expect(count(after, 'dead')).toBe(count(before, 'dead') + 1);
+    // Both failures were the receiver's: they count under its cause, never under Postbox's.
+    const cause = (t: string, c: string) => sampleValue(t, 'postbox_delivery_failures_total', { cause: c })!;
+    expect(cause(after, 'receiver_status')).toBe(cause(before, 'receiver_status') + 2);
+    expect(cause(after, 'postbox')).toBe(cause(before, 'postbox'));
     // Lag is only for successes.
     expect(sampleValue(after, 'postbox_delivery_lag_seconds_count')).toBe(
       sampleValue(before, 'postbox_delivery_lag_seconds_count'),

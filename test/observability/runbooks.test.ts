@@ -131,6 +131,7 @@ describe('runbooks', () => {
       'dlq-growing.md',
       'replay-after-outage.md',
       'rotate-leaked-secret.md',
+      'slo-burn.md',
       'slow-webhook.md',
       'tenant-rate-limited.md',
       'workers-not-claiming.md',
