@@ -10,13 +10,30 @@
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FAILURE_CAUSES, type FailureCause } from './failure-cause.js';
 import { QueueStatsReader, type QueueStatsOptions } from './queue-stats.js';
 
 /** What one delivery attempt came to: each attempt is counted under exactly one outcome. */
 export type DeliveryOutcome = 'succeeded' | 'failed_attempt' | 'dead';
 
 export const DELIVERY_OUTCOMES: readonly DeliveryOutcome[] = ['succeeded', 'failed_attempt', 'dead'];
+
+/**
+ * Whose failure a failed attempt was (src/delivery/failure-cause.ts decides). receiver_status: the
+ * receiver answered, not 2xx. receiver_timeout: no answer within timeout_ms. receiver_unreachable: no
+ * connection (refused, reset, DNS, TLS, or an address the SSRF guard refuses). postbox: Postbox could
+ * not make the attempt (a webhook secret it cannot decrypt). shutdown: cut short by this worker's
+ * shutdown (due again at once; says nothing about either side).
+ */
+export type FailureCause =
+  'receiver_status' | 'receiver_timeout' | 'receiver_unreachable' | 'postbox' | 'shutdown';
+
+export const FAILURE_CAUSES: readonly FailureCause[] = [
+  'receiver_status',
+  'receiver_timeout',
+  'receiver_unreachable',
+  'postbox',
+  'shutdown',
+];
 
 /** A change of a receiver's standing: its circuit breaker, or an automatic disable. */
 export type WebhookHealthEvent =

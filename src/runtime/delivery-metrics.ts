@@ -1,7 +1,7 @@
 /** Wires the delivery engine's observer hooks (delivery/hooks.ts) to this process's metrics. */
 import type { DeliveryEngineHooks } from '../delivery/hooks.js';
 import type { Outcome } from '../queries/deliveries.js';
-import { failureCause } from '../observability/failure-cause.js';
+import { failureCause } from '../delivery/failure-cause.js';
 import type { DeliveryOutcome, Metrics } from '../observability/metrics.js';
 
 const OUTCOME: Record<Outcome, DeliveryOutcome> = {

@@ -1,6 +1,6 @@
 /** Whose failure an attempt was: receivers' failures never count against Postbox's success SLO. */
 import { describe, expect, it } from '@jest/globals';
-import { failureCause } from '../../src/observability/failure-cause.js';
+import { failureCause } from '../../src/delivery/failure-cause.js';
 
 const attempt = (r: Partial<Parameters<typeof failureCause>[0]>) =>
   failureCause({ outcome: 'retry', statusCode: null, error: null, ...r });
