@@ -24,6 +24,8 @@ import {
 } from 'drizzle-orm/pg-core';
 
 const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+/** SQL/JSON path, as text on the wire (webhook payload filters, compiled). */
+const jsonpath = customType<{ data: string; driverData: string }>({ dataType: () => 'jsonpath' });
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 export const deliveryStatus = pgEnum('delivery_status', [
@@ -121,6 +123,12 @@ export const webhooks = pgTable(
     breakerOpens: integer('breaker_opens').notNull().default(0),
     failingSince: tstz('failing_since'),
     lastSuccessAt: tstz('last_success_at'),
+    // Payload filter as the tenant wrote it, and compiled (src/ingest/payload-filter.ts); ingest
+    // evaluates the compiled one.
+    filter: jsonb('filter'),
+    filterPath: jsonpath('filter_path'),
+    // 'fifo': one delivery in flight, in fifo_seq order (src/queries/claim.ts).
+    ordering: text('ordering').notNull().default('none'),
   },
   // Lists are ORDER BY id DESC, which means NULLS FIRST: the indexes must say so to serve them.
   (t) => [
@@ -131,6 +139,8 @@ export const webhooks = pgTable(
       .where(sql`deleted_at IS NULL AND enabled`),
     // Half-open is not stored: it is 'open' with breaker_open_until passed.
     check('webhooks_breaker_state_check', sql`${t.breakerState} IN ('closed', 'open')`),
+    check('webhooks_ordering_check', sql`${t.ordering} IN ('none', 'fifo')`),
+    check('webhooks_filter_compiled', sql`(${t.filter} IS NULL) = (${t.filterPath} IS NULL)`),
   ],
 );
 
@@ -180,8 +190,14 @@ export const deliveries = pgTable(
     createdAt: tstz('created_at').notNull().defaultNow(),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
     completedAt: tstz('completed_at'),
+    // Queue position for a FIFO webhook (null otherwise): from one sequence, in event order per batch.
+    fifoSeq: bigint('fifo_seq', { mode: 'number' }),
   },
   (t) => [
+    // A FIFO webhook's head: its oldest unfinished delivery.
+    index('deliveries_fifo_head_idx')
+      .on(t.webhookId, t.fifoSeq)
+      .where(sql`fifo_seq IS NOT NULL AND status IN ('pending', 'in_flight')`),
     // The claim: due pending rows in next_attempt_at order. Partial, so finished rows cost nothing.
     index('deliveries_due_idx')
       .on(t.nextAttemptAt)

@@ -45,6 +45,7 @@ export const WebhookSchema = v.strictObject({
   max_concurrency: Int,
   enabled: v.boolean(),
   disabled_reason: nullable(v.string()),
+  filter: v.pipe(v.unknown(), v.description('the payload filter (docs/filters.md), or null')),
   created_at: Time,
   updated_at: Time,
 });

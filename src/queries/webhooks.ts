@@ -18,13 +18,21 @@ export interface WebhookRow {
   maxConcurrency: number;
   enabled: boolean;
   disabledReason: string | null;
+  /** The payload filter as written (docs/filters.md), or null. */
+  filter: unknown;
   createdAt: Date;
   updatedAt: Date;
 }
 
+/** A payload filter and its compiled predicate (src/ingest/payload-filter.ts), or both null. */
+export interface StoredFilter {
+  filter: unknown;
+  filterPath: string | null;
+}
+
 const COLUMNS = `id, tenant_id AS "tenantId", url, event_types AS "eventTypes", description,
   retry_policy AS "retryPolicy", timeout_ms AS "timeoutMs", max_concurrency AS "maxConcurrency",
-  enabled, disabled_reason AS "disabledReason", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  enabled, disabled_reason AS "disabledReason", filter, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface NewWebhook {
   id: string;
@@ -36,14 +44,15 @@ export interface NewWebhook {
   retryPolicy: RetryPolicy;
   timeoutMs: number;
   maxConcurrency: number;
+  filter: StoredFilter;
 }
 
 /** Inserts a webhook. An unknown tenant fails on the foreign key (23503), which callers map to 404. */
 export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<WebhookRow> {
   const { rows } = await db.query<WebhookRow>(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, description, retry_policy,
-                           timeout_ms, max_concurrency)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                           timeout_ms, max_concurrency, filter, filter_path)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      RETURNING ${COLUMNS}`,
     [
       w.id,
@@ -55,6 +64,8 @@ export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<Webho
       JSON.stringify(w.retryPolicy),
       w.timeoutMs,
       w.maxConcurrency,
+      w.filter.filter === null ? null : JSON.stringify(w.filter.filter),
+      w.filter.filterPath,
     ],
   );
   return rows[0]!;
@@ -120,13 +131,17 @@ export interface WebhookUpdate {
   maxConcurrency: number;
   enabled: boolean;
   disabledReason: string | null;
+  /** undefined: keep the stored filter. */
+  filter: StoredFilter | undefined;
 }
 
 export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate): Promise<WebhookRow> {
   const { rows } = await db.query<WebhookRow>(
     `UPDATE webhooks
         SET url = $2, event_types = $3, description = $4, retry_policy = $5, timeout_ms = $6,
-            max_concurrency = $7, enabled = $8, disabled_reason = $9, updated_at = now()
+            max_concurrency = $7, enabled = $8, disabled_reason = $9, updated_at = now(),
+            filter = CASE WHEN $10 THEN $11::jsonb ELSE filter END,
+            filter_path = CASE WHEN $10 THEN $12::jsonpath ELSE filter_path END
       WHERE id = $1
       RETURNING ${COLUMNS}`,
     [
@@ -139,6 +154,9 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
       u.maxConcurrency,
       u.enabled,
       u.disabledReason,
+      u.filter !== undefined,
+      u.filter?.filter == null ? null : JSON.stringify(u.filter.filter),
+      u.filter?.filterPath ?? null,
     ],
   );
   return rows[0]!;

@@ -76,6 +76,7 @@ describe('POST /webhooks', () => {
       max_concurrency: 10,
       enabled: true,
       disabled_reason: null,
+      filter: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });

@@ -7,6 +7,8 @@ import { WEBHOOK_URL_MAX_LENGTH } from '../webhook-url.js';
 import { isEventTypePattern } from '../../ingest/event-types.js';
 import { webhookSecretProblem } from '../../security/webhook-secrets.js';
 import { RETRY_POLICY_LIMITS, type RetryPolicy } from '../../delivery/retry-policy.js';
+import { parseFilter } from '../../ingest/payload-filter.js';
+import type { StoredFilter } from '../../queries/webhooks.js';
 
 const wholeNumber = (min: number, max: number) =>
   v.pipe(
@@ -62,6 +64,24 @@ const RetryPolicyInput = v.strictObject(
 );
 export type RetryPolicyPatch = v.InferOutput<typeof RetryPolicyInput>;
 
+/** Checked and compiled by the route (webhookFilter), which names every problem by its path. */
+const Filter = v.pipe(
+  v.nullable(v.unknown()),
+  v.description(
+    'Payload filter (docs/filters.md): {"and"|"or": [conditions]}, {"not": condition}, or ' +
+      '{"path": "dotted.payload.path", <op>: value} with op one of eq, ne, in, nin, gt, gte, lt, lte, exists. ' +
+      'Only events whose payload matches are delivered; null removes the filter.',
+  ),
+);
+
+/** A request's filter as stored: null clears it; problems are a 400 naming each path. */
+export function webhookFilter(filter: unknown): StoredFilter {
+  if (filter === null) return { filter: null, filterPath: null };
+  const parsed = parseFilter(filter);
+  if ('problems' in parsed) throw AppError.validation('filter is not valid', parsed.problems);
+  return { filter, filterPath: parsed.compiled };
+}
+
 const TimeoutMs = wholeNumber(1000, 30_000);
 const MaxConcurrency = wholeNumber(1, 100);
 
@@ -73,6 +93,7 @@ export const CreateWebhook = v.strictObject({
   retry_policy: v.optional(RetryPolicyInput),
   timeout_ms: v.optional(TimeoutMs),
   max_concurrency: v.optional(MaxConcurrency),
+  filter: v.optional(Filter),
   tenant_id: v.optional(Uuid),
 });
 
@@ -83,6 +104,7 @@ export const UpdateWebhook = v.strictObject({
   retry_policy: v.optional(RetryPolicyInput),
   timeout_ms: v.optional(TimeoutMs),
   max_concurrency: v.optional(MaxConcurrency),
+  filter: v.optional(Filter),
   enabled: v.optional(v.boolean('must be true or false')),
 });
 

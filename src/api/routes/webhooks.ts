@@ -16,6 +16,7 @@ import {
   RotateSecret,
   UpdateWebhook,
   mergeRetryPolicy,
+  webhookFilter,
 } from './webhook-schemas.js';
 import { AppError } from '../../errors.js';
 import type { WebhookJson } from '../response-schemas.js';
@@ -52,6 +53,7 @@ export function webhookJson(row: WebhookRow): WebhookJson {
     max_concurrency: row.maxConcurrency,
     enabled: row.enabled,
     disabled_reason: row.disabledReason,
+    filter: row.filter ?? null,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
@@ -79,6 +81,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
   router.post('/webhooks', ...guard, async (req, res) => {
     const input = parseInput(CreateWebhook, req.body, 'webhook');
     const tenantId = tenantScope(req, input.tenant_id);
+    const filter = webhookFilter(input.filter ?? null);
     await validateWebhookUrl(input.url, ctx.config);
     const secret = input.secret ?? generateWebhookSecret();
     const row = await withTransaction(ctx.pool, async (tx) => {
@@ -92,6 +95,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         retryPolicy: mergeRetryPolicy(DEFAULT_RETRY_POLICY, input.retry_policy),
         timeoutMs: input.timeout_ms ?? WEBHOOK_DEFAULTS.timeoutMs,
         maxConcurrency: input.max_concurrency ?? WEBHOOK_DEFAULTS.maxConcurrency,
+        filter,
       });
       const { id: _id, tenant_id: _t, created_at: _c, updated_at: _u, ...fields } = webhookJson(webhook);
       await insertAudit(tx, audit(req, 'webhook.create', webhook, fields));
@@ -121,6 +125,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
   router.patch('/webhooks/:id', ...guard, async (req, res) => {
     const { id } = parseInput(IdParams, req.params, 'path');
     const input = parseInput(UpdateWebhook, req.body, 'webhook');
+    const filter = input.filter === undefined ? undefined : webhookFilter(input.filter);
     if (input.url !== undefined) await validateWebhookUrl(input.url, ctx.config);
     const by = principalOf(req).kind === 'admin' ? 'admin' : 'tenant';
     const row = await withTransaction(ctx.pool, async (tx) => {
@@ -134,6 +139,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         retryPolicy: mergeRetryPolicy(current.retryPolicy, input.retry_policy),
         timeoutMs: input.timeout_ms ?? current.timeoutMs,
         maxConcurrency: input.max_concurrency ?? current.maxConcurrency,
+        filter,
         enabled,
         // Keep an earlier reason (e.g. an automatic disable) when disabling again.
         disabledReason: enabled ? null : (current.disabledReason ?? `disabled by ${by}`),
