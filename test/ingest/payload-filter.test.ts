@@ -136,6 +136,12 @@ describe('evaluation', () => {
     ['a JSON null payload', { path: 'a', exists: false }, null, true],
     ['a scalar payload', { path: 'a', eq: 1 }, 7, false],
     ['an array payload: any element', { path: 'kind', eq: 'b' }, [{ kind: 'a' }, { kind: 'b' }], true],
+    [
+      'a path through an array of objects',
+      { path: 'items.sku', eq: 'A1' },
+      { items: [{ sku: 'B' }, { sku: 'A1' }] },
+      true,
+    ],
     ['a dotted key is a path, not a key', { path: 'customer.odd.key', eq: 1 }, order, false],
   ])('%s', async (_what, filter, payload, expected) => {
     expect(await matches(filter, payload)).toBe(expected);
