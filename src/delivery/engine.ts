@@ -17,6 +17,7 @@ import { createExecutor } from './executor.js';
 import { reportDeadLettered, reportHealth } from './health-report.js';
 import type { DeliveryEngineHooks } from './hooks.js';
 import { createHttpAgents, destroyHttpAgents, type HttpAgentFactory } from './http-agents.js';
+import { GoneWorkerCheck } from './gone-workers.js';
 import { Listener } from './listener.js';
 import { Recorder } from './recorder.js';
 import { Sender } from './sender.js';
@@ -127,13 +128,27 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     onDeadLettered: (dead) => reportDeadLettered(logger, dead, hooks),
   });
 
-  const listener = new Listener({ connectionString: o.databaseUrl, logger, onWake: () => claimer.wake() });
+  const listener = new Listener({
+    connectionString: o.databaseUrl,
+    logger,
+    workerId,
+    onWake: () => claimer.wake(),
+  });
   await listener.start();
+  const goneWorkers = new GoneWorkerCheck({
+    pool: o.pool,
+    logger,
+    workerId,
+    sessionSince: () => listener.connectedSince,
+    onReleased: () => claimer.wake(),
+  });
   claimer.start();
+  goneWorkers.start();
   logger.info('delivery engine started', { worker_id: workerId, concurrency: o.concurrency });
 
   let stopping: Promise<void> | undefined;
   const stop = async (graceMs: number): Promise<void> => {
+    await goneWorkers.stop();
     await claimer.stop();
     const graceEnd = Date.now() + graceMs;
     await claimer.idle(graceEnd);

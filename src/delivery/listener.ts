@@ -5,10 +5,15 @@
  *
  * If the connection drops, it reconnects with backoff and wakes the engine once connected again,
  * since notifications sent meanwhile are lost. The poll in the claimer covers the gap.
+ *
+ * The same session announces the worker: it holds the worker's presence lock (src/queries/workers.ts),
+ * so the lock lives exactly as long as a session this process keeps open, and is taken again on
+ * every reconnect.
  */
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import { DELIVERIES_CHANNEL } from '../queries/notify.js';
+import { announceWorker } from '../queries/workers.js';
 
 export interface ListenerOptions {
   /** Where to connect (the same database as the pool). */
@@ -16,6 +21,8 @@ export interface ListenerOptions {
   logger: Logger;
   /** Called on every notification and after each (re)connect. Must be cheap: it can fire thousands of times a second. */
   onWake: () => void;
+  /** The worker id whose presence lock this session holds (absent: none). */
+  workerId?: string;
   /** First reconnect delay; doubles up to reconnectMaxMs. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -27,12 +34,18 @@ export class Listener {
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   private connecting: Promise<void> | undefined;
+  private since: number | undefined;
 
   constructor(private readonly o: ListenerOptions) {}
 
   /** True while a LISTEN connection is up. */
   get connected(): boolean {
     return this.client !== undefined;
+  }
+
+  /** Date.now() when the current session was set up (LISTEN and presence), undefined while down. */
+  get connectedSince(): number | undefined {
+    return this.client === undefined ? undefined : this.since;
   }
 
   /** Connects once; on failure schedules retries and resolves anyway (polling still works). */
@@ -75,6 +88,10 @@ export class Listener {
     try {
       await client.connect();
       await client.query(`LISTEN ${DELIVERIES_CHANNEL}`);
+      // A false here is a hash collision with another live worker's id (2^-32): this worker is then
+      // only ever treated as alive, its leases expire the slow way.
+      if (this.o.workerId !== undefined && !(await announceWorker(client, this.o.workerId)))
+        this.o.logger.warn('worker presence lock is held by another session', { worker_id: this.o.workerId });
     } catch (err) {
       drop(err as Error);
       return;
@@ -84,6 +101,7 @@ export class Listener {
       return;
     }
     this.client = client;
+    this.since = Date.now();
     this.failures = 0;
     this.o.onWake(); // anything notified while we were not listening
   }
