@@ -317,3 +317,26 @@ export const secretsKeyCheck = pgTable(
   },
   (t) => [check('secrets_key_check_one_row', sql`${t.id}`)],
 );
+
+/**
+ * POST /webhooks/:id/recover: one row per recovery, with the deliveries it queued again, so the same
+ * window asked again while those are still on their way answers the first recovery instead of
+ * queueing anything twice.
+ */
+export const webhookRecoveries = pgTable(
+  'webhook_recoveries',
+  {
+    id: uuid('id').primaryKey(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    webhookId: uuid('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    since: tstz('since').notNull(),
+    until: tstz('until'),
+    deliveryIds: uuid('delivery_ids').array().notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('webhook_recoveries_webhook_idx').on(t.webhookId, t.since)],
+);

@@ -224,6 +224,15 @@ export const TestSendResultSchema = v.strictObject({
   error: v.pipe(nullable(v.string()), v.description('why the attempt failed; null for a 2xx')),
 });
 
+export const RecoverySchema = v.strictObject({
+  requeued: v.pipe(Int, v.description('failed deliveries of the window queued again')),
+  recovery_id: Id,
+  already_running: v.pipe(
+    v.boolean(),
+    v.description('true: a recovery of the same window is still on its way; its answer, nothing queued'),
+  ),
+});
+
 export const HealthSchema = v.strictObject({ status: v.literal('ok') });
 export const ReadySchema = v.strictObject({
   status: v.picklist(['ready', 'migrations_pending', 'database_unavailable']),

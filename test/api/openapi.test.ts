@@ -214,6 +214,9 @@ describe('a live run', () => {
     await call('POST', `/deliveries/${dead.deliveryId}/replay`, { key });
     await sqlDeadDelivery(app.db.pool, t.id, w.id, { type: 'order.failed' });
     expect((await call('POST', '/dlq/retry', { key, body: { webhook_id: w.id } })).body.requeued).toBe(1);
+    await sqlDeadDelivery(app.db.pool, t.id, w.id, { type: 'order.failed' });
+    const since = new Date(Date.now() - 60_000).toISOString();
+    expect((await call('POST', `/webhooks/${w.id}/recover`, { key, body: { since } })).body.requeued).toBe(1);
 
     // Audit and console
     await call('GET', `/audit?tenant_id=${t.id}&limit=5`);

@@ -30,7 +30,7 @@ import {
   TenantParams as KeyOwnerParams,
 } from '../routes/api-keys.js';
 import { HealthQuery } from '../../console/router.js';
-import { TestSendBody } from '../routes/webhook-actions.js';
+import { RecoverBody, TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
 const TRACEPARENT = 'W3C trace context; delivered to receivers as `traceparent`.';
@@ -243,6 +243,18 @@ export const OPERATIONS: readonly Operation[] = [
     params: IdParams,
     body: TestSendBody,
     responses: { 200: json('what the attempt got', R.TestSendResultSchema) },
+  },
+
+  {
+    route: 'POST /webhooks/:id/recover',
+    tag: 'Webhooks',
+    summary: "Recover an outage: queue again the webhook's failed deliveries of a time window",
+    description:
+      'Every delivery of this webhook whose event arrived in `[since, until)` and whose retries ran out (status `failed`, in the DLQ) starts a new cycle: same delivery id (receivers deduplicate on `webhook-id`), attempts from 0, due now; it leaves the DLQ. Asked again for the same window while any of those deliveries is still pending or in flight, it answers that recovery (`already_running: true`) and queues nothing. Audited as `webhook.recover`.',
+    auth: 'key',
+    params: IdParams,
+    body: RecoverBody,
+    responses: { 202: json('queued', R.RecoverySchema) },
   },
 
   // Events

@@ -6,13 +6,23 @@ import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
 import { actorOf, principalOf, readScope } from '../middleware/auth.js';
-import { IdParams, parseInput } from '../validate.js';
+import { IdParams, IsoDate, parseInput } from '../validate.js';
 import { EventBody } from './event-schemas.js';
 import { AppError } from '../../errors.js';
 import { insertAudit } from '../../queries/audit.js';
 import { getTestSendTarget } from '../../queries/webhook-test-send.js';
 import { sendTestEvent, TEST_EVENT_PAYLOAD, TEST_EVENT_TYPE } from '../../delivery/test-send.js';
 import { serializePayload } from '../../ingest/ingest.js';
+import { withTransaction } from '../../db/pool.js';
+import { newId } from '../../ids.js';
+import { notifyDeliveriesDue } from '../../queries/notify.js';
+import { getWebhook } from '../../queries/webhooks.js';
+import {
+  findRunningRecovery,
+  lockWebhookRecoveries,
+  recoverWebhook,
+  type RecoveryWindow,
+} from '../../queries/webhook-recovery.js';
 
 export const TestSendBody = v.nullish(
   v.strictObject({
@@ -20,6 +30,14 @@ export const TestSendBody = v.nullish(
     payload: v.optional(v.unknown(), TEST_EVENT_PAYLOAD),
   }),
   {},
+);
+
+export const RecoverBody = v.pipe(
+  v.strictObject({
+    since: v.pipe(IsoDate, v.description('deliveries of events received from then (inclusive)')),
+    until: v.optional(v.pipe(IsoDate, v.description('up to then (exclusive); default: now'))),
+  }),
+  v.check((b) => b.until === undefined || b.until > b.since, 'until must be after since'),
 );
 
 export function webhookActionsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
@@ -46,6 +64,42 @@ export function webhookActionsRouter(ctx: ApiContext, guard: RequestHandler[]): 
       changes: { type: input.type, status_code: result.status_code, error: result.error },
     });
     res.json(result);
+  });
+
+  router.post('/webhooks/:id/recover', ...guard, async (req, res) => {
+    const { id } = parseInput(IdParams, req.params, 'path');
+    const input = parseInput(RecoverBody, req.body, 'recovery');
+    const outcome = await withTransaction(ctx.pool, async (tx) => {
+      const webhook = await getWebhook(tx, id, readScope(req));
+      if (!webhook) throw AppError.notFound('webhook');
+      const window: RecoveryWindow = {
+        webhookId: id,
+        tenantId: webhook.tenantId,
+        since: input.since,
+        until: input.until,
+      };
+      await lockWebhookRecoveries(tx, id);
+      const running = await findRunningRecovery(tx, window);
+      if (running) return { recovery_id: running.id, requeued: running.requeued, already_running: true };
+      const recoveryId = newId();
+      const requeued = await recoverWebhook(tx, recoveryId, window);
+      await insertAudit(tx, {
+        actor: actorOf(principalOf(req)),
+        action: 'webhook.recover',
+        objectType: 'webhook',
+        objectId: id,
+        tenantId: webhook.tenantId,
+        changes: {
+          since: input.since.toISOString(),
+          until: input.until?.toISOString() ?? null,
+          requeued,
+          recovery_id: recoveryId,
+        },
+      });
+      if (requeued > 0) await notifyDeliveriesDue(tx);
+      return { recovery_id: recoveryId, requeued, already_running: false };
+    });
+    res.status(202).json(outcome);
   });
 
   return router;
