@@ -11,6 +11,7 @@ import {
   boolean,
   check,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -89,7 +90,8 @@ export const quotas = pgTable('quotas', {
 export const WEBHOOK_DEFAULTS = Object.freeze({
   eventTypes: Object.freeze(['*']) as readonly string[],
   timeoutMs: 15_000,
-  maxConcurrency: 10,
+  // A ceiling, high: the limit in force is concurrency_limit, adapted below it (src/queries/adaptive-concurrency.ts).
+  maxConcurrency: 200,
 });
 
 export const webhooks = pgTable(
@@ -129,6 +131,12 @@ export const webhooks = pgTable(
     filterPath: jsonpath('filter_path'),
     // 'fifo': one delivery in flight, in fifo_seq order (src/queries/claim.ts).
     ordering: text('ordering').notNull().default('none'),
+    // Adaptive concurrency, written by the recorder and honoured by the claim (src/queries/adaptive-concurrency.ts).
+    concurrencyLimit: doublePrecision('concurrency_limit').notNull().default(10),
+    latencyFloorMs: doublePrecision('latency_floor_ms'),
+    latencyRecentMs: doublePrecision('latency_recent_ms'),
+    concurrencyUpdatedAt: tstz('concurrency_updated_at'),
+    concurrencyDecreasedAt: tstz('concurrency_decreased_at'),
   },
   // Lists are ORDER BY id DESC, which means NULLS FIRST: the indexes must say so to serve them.
   (t) => [
@@ -141,6 +149,7 @@ export const webhooks = pgTable(
     check('webhooks_breaker_state_check', sql`${t.breakerState} IN ('closed', 'open')`),
     check('webhooks_ordering_check', sql`${t.ordering} IN ('none', 'fifo')`),
     check('webhooks_filter_compiled', sql`(${t.filter} IS NULL) = (${t.filterPath} IS NULL)`),
+    check('webhooks_concurrency_limit_check', sql`${t.concurrencyLimit} >= 1`),
   ],
 );
 

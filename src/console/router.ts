@@ -78,6 +78,9 @@ export function webhookHealthJson(row: WebhookHealthRow): WebhookHealthJson {
       oldest_due_at: iso(row.oldestDueAt),
       breaker_state: row.breakerState,
       dead_letters: row.deadLetters,
+      concurrency_limit: row.concurrencyLimit,
+      max_concurrency: row.maxConcurrency,
+      latency_floor_ms: row.latencyFloorMs,
     },
   };
 }

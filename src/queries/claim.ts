@@ -1,7 +1,7 @@
 /**
  * The claim: one statement that takes due deliveries for one engine, within every concurrency limit
- * (webhooks.max_concurrency, quotas.max_concurrent_deliveries, the circuit breaker), counted from the
- * database so the limits hold across worker processes. Claim, commit, then send: no lock is held
+ * (the webhook's adaptive concurrency_limit under max_concurrency, quotas.max_concurrent_deliveries, the
+ * circuit breaker), counted from the database so the limits hold across worker processes. Claim, commit, then send: no lock is held
  * across an HTTP call.
  */
 import type { Queryable } from '../db/pool.js';
@@ -74,9 +74,10 @@ export function lookaheadFor(limit: number): number {
   return Math.max(2 * limit, 50);
 }
 
-// How many of a webhook's deliveries may be in flight: max_concurrency while closed, none while open,
-// one probe once the cool-down has passed (half-open), minus those in flight (deliveries_in_flight_idx).
-const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed' THEN w.max_concurrency
+// How many of a webhook's deliveries may be in flight: its adaptive limit (at most max_concurrency, see
+// src/queries/adaptive-concurrency.ts) while closed, none while open, one probe once the cool-down has
+// passed (half-open), minus those in flight (deliveries_in_flight_idx).
+const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed' THEN floor(least(w.concurrency_limit, w.max_concurrency))::int
             WHEN w.breaker_open_until <= now() THEN 1 ELSE 0 END
        - (SELECT count(*) FROM deliveries f
            WHERE f.status = 'in_flight' AND f.tenant_id = w.tenant_id AND f.webhook_id = w.id)`;

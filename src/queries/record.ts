@@ -5,6 +5,7 @@
  */
 import type { HealthPolicy } from '../config.js';
 import type { Queryable } from '../db/pool.js';
+import { ADAPT_AGGREGATES, ADAPT_LATERAL, ADAPT_OVERLOAD } from './adaptive-concurrency.js';
 import { LOST_ATTEMPT_ERROR } from './claim.js';
 import { deadLetterInsert } from './dead-letter.js';
 
@@ -133,19 +134,24 @@ WITH r AS (
           count(*) FILTER (WHERE NOT x.ok AND x.ended_at > coalesce(x.last_ok, '-infinity')) AS failures,
           min(x.started_at) FILTER (WHERE NOT x.ok AND x.ended_at > coalesce(x.last_ok, '-infinity'))
             AS first_failure,
-          bool_or(x.status_code = 410) AS gone
+          bool_or(x.status_code = 410) AS gone,
+          ${ADAPT_AGGREGATES}
      FROM (SELECT webhook_id, started_at, ended_at, status_code, outcome = 'succeeded' AS ok,
+                  duration_ms, ${ADAPT_OVERLOAD},
                   max(ended_at) FILTER (WHERE outcome = 'succeeded') OVER (PARTITION BY webhook_id) AS last_ok
              FROM rd WHERE NOT interrupted) x
     GROUP BY x.webhook_id, x.last_ok
 ), hooks AS MATERIALIZED (
    -- Only webhooks whose state changes, locked in id order. A READ COMMITTED lock returns the newest
    -- row version (another recorder's counts included), and the WHERE is re-checked against it.
+   -- The adaptive concurrency limit (adaptive-concurrency.ts) is computed from the locked row too.
    SELECT w.id, w.tenant_id, w.enabled, w.consecutive_failures, w.breaker_state, w.breaker_open_until,
-          w.breaker_opens, w.failing_since, w.last_success_at
+          w.breaker_opens, w.failing_since, w.last_success_at, a.new_limit, a.new_floor_ms, a.new_recent_ms, a.cut,
+          a.adapted
      FROM webhooks w JOIN health h ON h.webhook_id = w.id
+    CROSS JOIN LATERAL ${ADAPT_LATERAL} a
     WHERE w.id = ANY (ARRAY(SELECT webhook_id FROM health)) AND w.deleted_at IS NULL
-      AND (h.failures > 0 OR h.gone OR w.consecutive_failures > 0 OR w.breaker_state <> 'closed'
+      AND (a.adapted OR h.failures > 0 OR h.gone OR w.consecutive_failures > 0 OR w.breaker_state <> 'closed'
            OR w.failing_since IS NOT NULL
            OR (h.last_ok IS NOT NULL
                AND (w.last_success_at IS NULL OR w.last_success_at < h.last_ok - interval '10 seconds')))
@@ -166,7 +172,8 @@ WITH r AS (
                   ELSE h.first_failure END AS failing_since,
              greatest(k.last_success_at, h.last_ok) AS last_success_at) n
 ), calc AS MATERIALIZED (
-   SELECT s.id, s.tenant_id, s.cf, s.new_failing_since AS failing_since,
+   SELECT s.id, s.tenant_id, s.cf, s.new_failing_since AS failing_since, s.new_limit, s.new_floor_ms,
+          s.new_recent_ms, s.cut, s.adapted,
           s.new_last_success_at AS last_success_at,
           CASE s.ev WHEN 'close' THEN 'closed' WHEN 'keep' THEN s.breaker_state ELSE 'open' END AS state,
           o.opens,
@@ -195,6 +202,9 @@ WITH r AS (
    UPDATE webhooks w
       SET consecutive_failures = c.cf, failing_since = c.failing_since, last_success_at = c.last_success_at,
           breaker_state = c.state, breaker_open_until = c.open_until, breaker_opens = c.opens,
+          concurrency_limit = c.new_limit, latency_floor_ms = c.new_floor_ms, latency_recent_ms = c.new_recent_ms,
+          concurrency_updated_at = CASE WHEN c.adapted THEN now() ELSE w.concurrency_updated_at END,
+          concurrency_decreased_at = CASE WHEN c.cut THEN now() ELSE w.concurrency_decreased_at END,
           enabled = w.enabled AND c.disable IS NULL,
           disabled_reason = coalesce(c.reason, w.disabled_reason),
           updated_at = CASE WHEN c.disable IS NULL THEN w.updated_at ELSE now() END

@@ -24,6 +24,10 @@ export interface WebhookHealthRow {
   oldestDueAt: Date | null;
   breakerState: string;
   deadLetters: number;
+  /** The adaptive in-flight limit in force (at most maxConcurrency). */
+  concurrencyLimit: number;
+  maxConcurrency: number;
+  latencyFloorMs: number | null;
 }
 
 export interface WebhookHealthFilter {
@@ -60,7 +64,8 @@ export async function listWebhookHealth(db: Queryable, f: WebhookHealthFilter): 
             h.succeeded_24h::int AS "succeededAttempts24h", h.failed_24h::int AS "failedAttempts24h",
             h.consecutive_failures::int AS "consecutiveFailures", h.last_success_at AS "lastSuccessAt",
             h.oldest_due_at AS "oldestDueAt", h.breaker_state AS "breakerState",
-            h.dead_letters::int AS "deadLetters"
+            h.dead_letters::int AS "deadLetters", h.concurrency_limit AS "concurrencyLimit",
+            h.max_concurrency AS "maxConcurrency", h.latency_floor_ms::float8 AS "latencyFloorMs"
        FROM page p
        CROSS JOIN LATERAL (
          SELECT * FROM webhook_health v WHERE v.webhook_id = p.id AND v.tenant_id = p.tenant_id OFFSET 0) h

@@ -16,6 +16,8 @@ export interface WebhookRow {
   retryPolicy: RetryPolicy;
   timeoutMs: number;
   maxConcurrency: number;
+  /** The adaptive in-flight limit in force now (1..maxConcurrency), adapted by the recorder. */
+  concurrencyLimit: number;
   enabled: boolean;
   disabledReason: string | null;
   /** The payload filter as written (docs/filters.md), or null. */
@@ -32,6 +34,7 @@ export interface StoredFilter {
 
 const COLUMNS = `id, tenant_id AS "tenantId", url, event_types AS "eventTypes", description,
   retry_policy AS "retryPolicy", timeout_ms AS "timeoutMs", max_concurrency AS "maxConcurrency",
+  floor(least(concurrency_limit, max_concurrency))::int AS "concurrencyLimit",
   enabled, disabled_reason AS "disabledReason", filter, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface NewWebhook {

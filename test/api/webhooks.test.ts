@@ -73,7 +73,9 @@ describe('POST /webhooks', () => {
       description: null,
       retry_policy: DEFAULT_RETRY_POLICY,
       timeout_ms: 15000,
-      max_concurrency: 10,
+      // A high ceiling; the limit in force starts at 10 and adapts to the receiver.
+      max_concurrency: 200,
+      concurrency_limit: 10,
       enabled: true,
       disabled_reason: null,
       filter: null,
@@ -194,7 +196,7 @@ describe('POST /webhooks', () => {
     ['timeout_ms fractional', { timeout_ms: 1500.5 }, 'timeout_ms'],
     ['timeout_ms as a string', { timeout_ms: '2000' }, 'timeout_ms'],
     ['max_concurrency 0', { max_concurrency: 0 }, 'max_concurrency'],
-    ['max_concurrency 101', { max_concurrency: 101 }, 'max_concurrency'],
+    ['max_concurrency 1001', { max_concurrency: 1001 }, 'max_concurrency'],
     ['tenant_id not a UUID', { tenant_id: 'acme' }, 'tenant_id'],
   ])('answers 400 for %s, naming the field', async (_what, patch, path) => {
     const body: Record<string, unknown> = { url: 'https://example.com/hook', ...patch };
@@ -311,6 +313,7 @@ describe('PATCH /webhooks/:id', () => {
       retry_policy: { ...DEFAULT_RETRY_POLICY, max_attempts: 3, initial_delay_ms: 1000 },
       timeout_ms: 20000,
       max_concurrency: 2,
+      concurrency_limit: 2, // the ceiling bounds the adaptive limit at once
       enabled: true,
     });
     expect(res.body.secret).toBeUndefined();

@@ -142,6 +142,9 @@ describe('GET /console/api/webhook-health', () => {
       oldest_due_at: null,
       breaker_state: 'closed',
       dead_letters: 0,
+      concurrency_limit: 10,
+      max_concurrency: 200,
+      latency_floor_ms: null,
     });
   });
 

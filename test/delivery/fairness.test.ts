@@ -107,7 +107,10 @@ async function run(s: Scenario) {
        FROM deliveries WHERE webhook_id = $1`,
     [dead.id],
   );
-  const { rows: breaker } = await db().query(`SELECT breaker_state FROM webhooks WHERE id = $1`, [dead.id]);
+  const { rows: breaker } = await db().query(
+    `SELECT breaker_state, floor(concurrency_limit)::int AS concurrency_limit FROM webhooks WHERE id = $1`,
+    [dead.id],
+  );
   const summary = {
     scenario: s.name,
     trickled: lags.length,
@@ -119,16 +122,19 @@ async function run(s: Scenario) {
     deadRequests: deadEnd.arrivals.length,
     deadPending: rows[0].pending,
     deadBreaker: breaker[0].breaker_state,
+    deadLimit: breaker[0].concurrency_limit,
   };
   console.log(JSON.stringify(summary));
   return { deadPeak: deadEnd.maxOpen, summary };
 }
 
 it(`a timing-out endpoint with ${BACKLOG} queued does not delay healthy endpoints (concurrency limits alone)`, async () => {
-  // A breaker that never opens: only max_concurrency keeps the dead endpoint to 10 slots, and only the
-  // claim's per-webhook candidates let the trickle past its backlog.
+  // A breaker that never opens: only its concurrency limit keeps the dead endpoint to 10 slots at most
+  // (the adaptive limit starts there and its timeouts cut it), and only the claim's per-webhook
+  // candidates let the trickle past its backlog.
   const { deadPeak, summary } = await run({ name: 'limits', failureThreshold: 1_000_000, trickleMs: 12_000 });
-  expect(deadPeak).toBe(10); // at its limit throughout, never above
+  expect(deadPeak).toBe(10); // at its starting limit at first, never above
+  expect(summary.deadLimit).toBeLessThan(10); // then cut by its timeouts
   expect(summary.deadPending).toBeGreaterThan(BACKLOG - 500); // the backlog stayed in the way
   expect(summary.max).toBeLessThan(2000);
   expect(summary.p95).toBeLessThan(1000);

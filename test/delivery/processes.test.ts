@@ -43,12 +43,14 @@ async function createWebhook(url: string, types: string, timeoutMs: number): Pro
       url,
       event_types: [types],
       timeout_ms: timeoutMs,
-      // Above the default 10: these tests hold 20 requests open at once, and spread load over workers.
       max_concurrency: 100,
       retry_policy: { max_attempts: 5, initial_delay_ms: 100, max_delay_ms: 1000 },
     },
   });
   if (res.status !== 201) throw new Error(`POST /webhooks: ${res.status} ${JSON.stringify(res.body)}`);
+  // These tests are about leases and claims, not the adaptive limit (adaptive-concurrency.test.ts): start
+  // at the ceiling, since they hold 20 requests open at once and spread load over the workers at once.
+  await db().query('UPDATE webhooks SET concurrency_limit = max_concurrency WHERE id = $1', [res.body.id]);
   return res.body.id;
 }
 

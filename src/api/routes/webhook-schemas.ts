@@ -83,7 +83,8 @@ export function webhookFilter(filter: unknown): StoredFilter {
 }
 
 const TimeoutMs = wholeNumber(1000, 30_000);
-const MaxConcurrency = wholeNumber(1, 100);
+// A ceiling: the limit in force adapts below it (src/queries/adaptive-concurrency.ts).
+const MaxConcurrency = wholeNumber(1, 1000);
 
 export const CreateWebhook = v.strictObject({
   url: Url,

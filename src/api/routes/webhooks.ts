@@ -51,6 +51,7 @@ export function webhookJson(row: WebhookRow): WebhookJson {
     retry_policy: row.retryPolicy,
     timeout_ms: row.timeoutMs,
     max_concurrency: row.maxConcurrency,
+    concurrency_limit: row.concurrencyLimit,
     enabled: row.enabled,
     disabled_reason: row.disabledReason,
     filter: row.filter ?? null,

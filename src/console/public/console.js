@@ -101,6 +101,14 @@ const webhookColumns = () => [
     title: 'Queue',
     cell: ({ health: h }) => `${h.pending} pending (${h.due} due), ${h.in_flight} in flight`,
   },
+  {
+    // The adaptive in-flight limit: it rises while the receiver keeps up, falls when it slows or fails.
+    title: 'Concurrency',
+    cell: ({ health: h }) => [
+      `${h.concurrency_limit} of ${h.max_concurrency}`,
+      el('div', { class: 'hint' }, h.latency_floor_ms === null ? '' : `floor ${h.latency_floor_ms} ms`),
+    ],
+  },
   { title: 'Last success', cell: ({ health: h }) => time(h.last_success_at) },
   {
     title: '',
