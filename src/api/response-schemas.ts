@@ -42,7 +42,13 @@ export const WebhookSchema = v.strictObject({
   description: nullable(v.string()),
   retry_policy: RetryPolicySchema,
   timeout_ms: Int,
-  max_concurrency: Int,
+  max_concurrency: v.pipe(Int, v.description('ceiling of concurrency_limit')),
+  concurrency_limit: v.pipe(
+    Int,
+    v.description(
+      'deliveries that may be in flight at once now: adapts to the receiver (up while it keeps up, down on timeouts, 5xx, 429 or rising latency), between 1 and max_concurrency',
+    ),
+  ),
   enabled: v.boolean(),
   disabled_reason: nullable(v.string()),
   filter: v.pipe(v.unknown(), v.description('the payload filter (docs/filters.md), or null')),
@@ -264,6 +270,15 @@ export const WebhookHealthSchema = v.strictObject({
     oldest_due_at: nullable(Time),
     breaker_state: v.string(),
     dead_letters: Int,
+    concurrency_limit: v.pipe(
+      Int,
+      v.description('the adaptive in-flight limit now, at most max_concurrency'),
+    ),
+    max_concurrency: Int,
+    latency_floor_ms: v.pipe(
+      nullable(v.number()),
+      v.description('recent minimum of the median 2xx duration: latency well above it cuts the limit'),
+    ),
   }),
 });
 export type WebhookHealthJson = v.InferOutput<typeof WebhookHealthSchema>;
