@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerPoolMetrics } from './pool-metrics.js';
 import { QueueStatsReader, type QueueStatsOptions } from './queue-stats.js';
 
 /** What one delivery attempt came to: each attempt is counted under exactly one outcome. */
@@ -159,8 +160,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   for (const event of WEBHOOK_HEALTH_EVENTS) webhookHealth.inc({ event }, 0);
   for (const cause of FAILURE_CAUSES) failures.inc({ cause }, 0);
 
-  if (options.pool)
+  if (options.pool) {
     registerQueueGauges(registry, new QueueStatsReader({ ...options.queueStats, pool: options.pool }));
+    registerPoolMetrics(registry, options.pool);
+  }
 
   return {
     registry,

@@ -19,7 +19,7 @@ export interface PromtoolResult {
 /** Runs promtool with `args`; a non-zero exit is a result (ok false), not a throw. */
 export async function promtool(args: string[], cwd?: string): Promise<PromtoolResult> {
   try {
-    const { stdout, stderr } = await run('promtool', args, { cwd, timeout: 60_000 });
+    const { stdout, stderr } = await run('promtool', args, { cwd, timeout: 170_000 });
     return { ok: true, output: stdout + stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
