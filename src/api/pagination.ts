@@ -5,6 +5,7 @@
  */
 import * as v from 'valibot';
 import { AppError } from '../errors.js';
+import { Uuid } from './validate.js';
 
 export const PageQuery = {
   limit: v.optional(
@@ -25,7 +26,7 @@ export function encodeCursor(key: unknown[]): string {
 }
 
 /** Decodes a cursor and checks it holds exactly `arity` strings. */
-export function decodeCursor(cursor: string | undefined, arity = 1): string[] | undefined {
+function decodeCursor(cursor: string | undefined, arity = 1): string[] | undefined {
   if (cursor === undefined) return undefined;
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -47,7 +48,10 @@ export function page<T>(rows: T[], limit: number, keyOf: (row: T) => unknown[]) 
   return { data, next_cursor: hasMore && last !== undefined ? encodeCursor(keyOf(last)) : null };
 }
 
-/** decodeCursor, then checks each part against `key` (e.g. a UUID), so a forged cursor is a 400 on `cursor`. */
+/**
+ * The one cursor helper of every list: decodes a cursor and checks each part against `key` (e.g. a
+ * UUID), so a forged cursor is a 400 on `cursor` before it reaches SQL.
+ */
 export function decodeCursorAs<S extends v.TupleSchema<v.TupleItems, undefined>>(
   cursor: string | undefined,
   key: S,
@@ -59,4 +63,11 @@ export function decodeCursorAs<S extends v.TupleSchema<v.TupleItems, undefined>>
   throw AppError.validation('cursor is not valid', [
     { path: 'cursor', message: 'is not a cursor from this API' },
   ]);
+}
+
+const IdKey = v.tuple([Uuid]);
+
+/** A cursor that is one id (the last row of the previous page): decodeCursorAs with a UUID key. */
+export function idCursor(cursor: string | undefined): string | undefined {
+  return decodeCursorAs(cursor, IdKey)?.[0];
 }

@@ -8,10 +8,9 @@ import express, { Router, type RequestHandler, type Response } from 'express';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import type { ApiContext } from '../api/context.js';
-import { principalOf, readScope } from '../api/middleware/auth.js';
-import { decodeCursor, page, PageQuery } from '../api/pagination.js';
+import { listScope, principalOf } from '../api/middleware/auth.js';
+import { idCursor, page, PageQuery } from '../api/pagination.js';
 import { parseInput, QueryString, Uuid } from '../api/validate.js';
-import { AppError } from '../errors.js';
 import type { WebhookHealthJson } from '../api/response-schemas.js';
 import { projectRoot } from '../paths.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
@@ -102,14 +101,9 @@ export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
   // Webhooks (not deleted) with their health, newest first; a tenant key sees its own only.
   router.get('/console/api/webhook-health', ...guard, async (req, res) => {
     const q = parseInput(HealthQuery, req.query, 'query');
-    const scope = readScope(req);
-    if (scope !== undefined && q.tenant_id !== undefined && q.tenant_id !== scope)
-      throw AppError.notFound('tenant');
-    const cursor = decodeCursor(q.cursor);
-    if (cursor) parseInput(v.tuple([Uuid]), cursor, 'cursor');
     const rows = await listWebhookHealth(ctx.pool, {
-      tenantId: scope ?? q.tenant_id,
-      beforeId: cursor?.[0],
+      tenantId: listScope(req, q.tenant_id),
+      beforeId: idCursor(q.cursor),
       limit: q.limit + 1,
     });
     const result = page(rows, q.limit, (row) => [row.id]);

@@ -20,7 +20,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['db/schema.ts', 'src/db/', 'src/security/'],
   ['src/queries/'],
   ['src/observability/'],
-  ['src/ingest/', 'src/delivery/', 'src/quotas/', 'src/maintenance/'],
+  ['src/quotas/'],
+  ['src/ingest/', 'src/delivery/', 'src/maintenance/'],
   ['src/api/'],
   ['src/console/'],
   // The OpenAPI document describes every route, the console's included, so it sits above both.

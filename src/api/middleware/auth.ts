@@ -101,6 +101,18 @@ export function tenantScope(req: Request, bodyTenantId: string | undefined, path
   return bodyTenantId;
 }
 
+/**
+ * The tenant a list (or a call that reads like one: quotas, bulk retry) covers. The admin key: all
+ * tenants (undefined), or the one it names. A tenant key: its own; naming another tenant is answered
+ * like any other tenant's object (404).
+ */
+export function listScope(req: Request, tenantId: string | undefined): string | undefined {
+  const principal = principalOf(req);
+  if (principal.kind === 'admin') return tenantId;
+  if (tenantId !== undefined && tenantId !== principal.tenantId) throw AppError.notFound('tenant');
+  return principal.tenantId;
+}
+
 /** For reads: a tenant key sees its own tenant; the admin key sees all (undefined). */
 export function readScope(req: Request): string | undefined {
   const principal = principalOf(req);

@@ -10,13 +10,11 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, readScope } from '../middleware/auth.js';
-import { listScope } from '../listing.js';
-import { decodeCursorAs, page, PageQuery } from '../pagination.js';
+import { actorOf, listScope, principalOf, readScope } from '../middleware/auth.js';
+import { idCursor, page, PageQuery } from '../pagination.js';
 import { IdParams, IsoDate, NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
 import type { AttemptJson, DeliveryJson } from '../response-schemas.js';
-import { withTransaction } from '../../db/pool.js';
 import {
   DELIVERY_STATUSES,
   getDelivery,
@@ -25,9 +23,7 @@ import {
   type AttemptRow,
   type DeliveryRow,
 } from '../../queries/deliveries-read.js';
-import { replayDelivery } from '../../queries/recovery.js';
-import { insertAudit } from '../../queries/audit.js';
-import { notifyDeliveriesDue } from '../../queries/notify.js';
+import { replay } from '../../delivery/recovery.js';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -77,9 +73,6 @@ export const ListDeliveriesQuery = v.strictObject(
   'is not a known query parameter',
 );
 
-/** The cursor of this list is the last id. */
-const CursorKey = v.tuple([Uuid]);
-
 export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
@@ -94,7 +87,7 @@ export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Rout
       status: q.status,
       from: q.from,
       to: q.to,
-      beforeId: decodeCursorAs(q.cursor, CursorKey)?.[0],
+      beforeId: idCursor(q.cursor),
       limit: q.limit + 1,
     });
     const result = page(rows, q.limit, (row) => [row.id]);
@@ -115,27 +108,7 @@ export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Rout
   router.post('/deliveries/:id/replay', ...guard, async (req, res) => {
     const { id } = parseInput(IdParams, req.params, 'path');
     parseInput(NoBody, req.body, 'body');
-    const principal = principalOf(req);
-    await withTransaction(ctx.pool, async (tx) => {
-      const outcome = await replayDelivery(tx, id, readScope(req));
-      if (outcome.kind === 'not_found') throw AppError.notFound('delivery');
-      if (outcome.kind === 'in_flight')
-        throw AppError.conflict('the delivery is being attempted right now; replay it once it finishes');
-      if (outcome.kind === 'webhook_deleted')
-        throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
-      await insertAudit(tx, {
-        actor: actorOf(principal),
-        action: 'delivery.replay',
-        objectType: 'delivery',
-        objectId: id,
-        tenantId: outcome.tenantId,
-        changes: {
-          status: { from: outcome.previousStatus, to: 'pending' },
-          attempts: { from: outcome.previousAttempts, to: 0 },
-        },
-      });
-      await notifyDeliveriesDue(tx);
-    });
+    await replay(ctx.pool, id, { actor: actorOf(principalOf(req)), tenantId: readScope(req) });
     res.status(202).json({ delivery_id: id, status: 'pending' });
   });
 

@@ -6,21 +6,12 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, readScope } from '../middleware/auth.js';
-import { listScope } from '../listing.js';
+import { actorOf, listScope, principalOf, readScope } from '../middleware/auth.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { NoBody, NoNul, parseInput, queryParam, Uuid } from '../validate.js';
-import { AppError } from '../../errors.js';
 import type { DeadLetterJson } from '../response-schemas.js';
-import { withTransaction } from '../../db/pool.js';
-import {
-  listDeadLetters,
-  retryDeadLetter,
-  retryDeadLetters,
-  type DeadLetterRow,
-} from '../../queries/recovery.js';
-import { insertAudit, insertAudits } from '../../queries/audit.js';
-import { notifyDeliveriesDue } from '../../queries/notify.js';
+import { retryDead, retryDeadBulk } from '../../delivery/recovery.js';
+import { listDeadLetters, type DeadLetterRow } from '../../queries/recovery.js';
 
 export function deadLetterJson(row: DeadLetterRow): DeadLetterJson {
   return {
@@ -88,58 +79,20 @@ export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   // Registered before /dlq/:delivery_id/retry only for readability: the paths cannot collide.
   router.post('/dlq/retry', ...guard, async (req, res) => {
     const body = parseInput(BulkRetryBody, req.body, 'body');
-    const principal = principalOf(req);
     // Like a list: a tenant key acts on its own DLQ (naming another tenant is a 404), the admin key
     // on the tenant it names, else on every tenant.
-    const tenantId = listScope(req, body.tenant_id);
-    const filters = { webhook_id: body.webhook_id ?? null, event_type: body.event_type ?? null };
-    const requeued = await withTransaction(ctx.pool, async (tx) => {
-      const perTenant = await retryDeadLetters(tx, {
-        tenantId,
-        webhookId: body.webhook_id,
-        eventType: body.event_type,
-      });
-      // One audit row per tenant touched (an admin retry may span tenants), each with its count.
-      await insertAudits(
-        tx,
-        perTenant.map((t) => ({
-          actor: actorOf(principal),
-          action: 'dlq.retry_bulk',
-          objectType: 'tenant',
-          objectId: t.tenantId,
-          tenantId: t.tenantId,
-          changes: { requeued: t.requeued, filters },
-        })),
-      );
-      if (perTenant.length > 0) await notifyDeliveriesDue(tx);
-      return perTenant.reduce((sum, t) => sum + t.requeued, 0);
-    });
+    const requeued = await retryDeadBulk(
+      ctx.pool,
+      { webhookId: body.webhook_id, eventType: body.event_type },
+      { actor: actorOf(principalOf(req)), tenantId: listScope(req, body.tenant_id) },
+    );
     res.status(202).json({ requeued });
   });
 
   router.post('/dlq/:delivery_id/retry', ...guard, async (req, res) => {
     const { delivery_id: id } = parseInput(RetryParams, req.params, 'path');
     parseInput(NoBody, req.body, 'body');
-    const principal = principalOf(req);
-    await withTransaction(ctx.pool, async (tx) => {
-      const outcome = await retryDeadLetter(tx, id, readScope(req));
-      if (outcome.kind === 'not_found') throw AppError.notFound('dead-lettered delivery');
-      // In the DLQ means status failed, so never in flight; a deleted webhook is the one refusal.
-      if (outcome.kind !== 'requeued')
-        throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
-      await insertAudit(tx, {
-        actor: actorOf(principal),
-        action: 'dlq.retry',
-        objectType: 'delivery',
-        objectId: id,
-        tenantId: outcome.tenantId,
-        changes: {
-          status: { from: outcome.previousStatus, to: 'pending' },
-          attempts: outcome.previousAttempts,
-        },
-      });
-      await notifyDeliveriesDue(tx);
-    });
+    await retryDead(ctx.pool, id, { actor: actorOf(principalOf(req)), tenantId: readScope(req) });
     res.status(202).json({ delivery_id: id, status: 'pending' });
   });
 

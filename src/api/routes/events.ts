@@ -4,10 +4,9 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import type { ApiContext } from '../context.js';
-import { readScope, tenantScope } from '../middleware/auth.js';
-import { page } from '../pagination.js';
+import { listScope, readScope, tenantScope } from '../middleware/auth.js';
+import { idCursor, page } from '../pagination.js';
 import { IdParams, parseInput } from '../validate.js';
-import { idCursor, listScope } from '../listing.js';
 import {
   BatchBody,
   EventBody,
@@ -18,10 +17,9 @@ import {
 import { AppError } from '../../errors.js';
 import type { EventDeliveryJson, EventJson, IngestAnswerJson } from '../response-schemas.js';
 import * as v from 'valibot';
-import { ingestGroupCommitFor } from '../../ingest/group-commit.js';
-import { ingestFailure, serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
+import { acceptEvents } from '../../ingest/accept.js';
+import { serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
 import { parseTraceparent } from '../../observability/traceparent.js';
-import { enforceEventQuota, releaseEventQuota } from '../../quotas/enforce.js';
 import {
   getEvent,
   listEventDeliveries,
@@ -90,24 +88,6 @@ function toEventInput(req: Request, body: EventBodyInput, prefix: string, tracep
 export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
-  async function ingest(req: Request, events: EventInput[]): Promise<IngestResult[]> {
-    // The quota is taken before the write, in its own statement (why: src/quotas/enforce.ts).
-    const grants = await enforceEventQuota(
-      ctx,
-      events.map((e) => e.tenantId),
-    );
-    let results: IngestResult[];
-    try {
-      results = await ingestGroupCommitFor(ctx.pool).ingest(events);
-    } catch (err) {
-      void releaseEventQuota(ctx, grants);
-      throw ingestFailure(err, ctx.logger, req.requestId);
-    }
-    // Outside the try: the events are stored, so nothing after this may give their quota back.
-    ctx.metrics.eventsIngested(results.filter((r) => r.created).length);
-    return results;
-  }
-
   router.post('/events', ...guard, async (req, res) => {
     const body = parseInput(EventBody, req.body, 'event');
     const header = idempotencyHeader(req);
@@ -121,7 +101,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       '',
       parseTraceparent(req.headers.traceparent),
     );
-    const [result] = await ingest(req, [event]);
+    const [result] = await acceptEvents(ctx, [event], req.requestId);
     res.status(result!.created ? 202 : 200).json(answerJson(result!));
   });
 
@@ -134,7 +114,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       ]);
     const traceparent = parseTraceparent(req.headers.traceparent);
     const events = body.events.map((e, i) => toEventInput(req, e, `events.${i}.`, traceparent));
-    const results = await ingest(req, events);
+    const results = await acceptEvents(ctx, events, req.requestId);
     res.status(202).json({ data: results.map(answerJson) });
   });
 

@@ -5,7 +5,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, readScope, requireAdmin } from '../middleware/auth.js';
+import { actorOf, listScope, principalOf, requireAdmin } from '../middleware/auth.js';
 import { parseInput, Uuid } from '../validate.js';
 import { QuotasInput } from './tenants.js';
 import { AppError } from '../../errors.js';
@@ -48,9 +48,7 @@ export function quotasRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
 
   router.get('/quotas/:tenant_id', ...guard, async (req, res) => {
     const { tenant_id } = parseInput(TenantParams, req.params, 'path');
-    const scope = readScope(req);
-    if (scope !== undefined && scope !== tenant_id) throw AppError.notFound('tenant');
-    const usage = await getQuotaUsage(ctx.pool, tenant_id);
+    const usage = await getQuotaUsage(ctx.pool, listScope(req, tenant_id)!);
     if (!usage) throw AppError.notFound('tenant');
     res.json(quotaJson(usage));
   });

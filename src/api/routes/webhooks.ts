@@ -5,10 +5,9 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, readScope, tenantScope } from '../middleware/auth.js';
-import { page } from '../pagination.js';
+import { actorOf, listScope, principalOf, readScope, tenantScope } from '../middleware/auth.js';
+import { idCursor, page } from '../pagination.js';
 import { IdParams, parseInput } from '../validate.js';
-import { idCursor, listScope } from '../listing.js';
 import { validateWebhookUrl } from '../webhook-url.js';
 import {
   CreateWebhook,
