@@ -58,7 +58,7 @@ export async function setLocalStatementTimeout(db: Queryable, ms: number): Promi
 
 // Free slots of a webhook (w) and a tenant (q), as the claim counts them (src/queries/claim.ts), except
 // that an in-flight row whose lease ran out does not hold a slot: a live worker's claim would retake it.
-const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed' THEN w.max_concurrency
+const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed' THEN floor(least(w.concurrency_limit, w.max_concurrency))::int
             WHEN w.breaker_open_until <= now() THEN 1 ELSE 0 END
        - (SELECT count(*) FROM deliveries f
            WHERE f.status = 'in_flight' AND f.tenant_id = w.tenant_id AND f.webhook_id = w.id
