@@ -26,6 +26,7 @@ async function startProcess(name: string): Promise<PostboxProcess> {
     name,
     env: { POSTBOX_ROLE: 'all', PORT: String(postboxPort), SHUTDOWN_GRACE_MS: '5000' },
     readyMessage: LISTENING,
+    readyTimeoutMs: 120_000, // a loaded CI machine can take a while to start tsx
   });
 }
 
@@ -57,7 +58,7 @@ beforeAll(async () => {
   });
   expect(tenant.status).toBe(201);
   tenantKey = tenant.json.api_key;
-}, 90_000);
+}, 240_000);
 
 afterAll(async () => {
   await nginx?.stop();
@@ -200,5 +201,5 @@ describe('Postbox behind the shipped nginx config', () => {
       },
       { timeoutMs: 60_000, intervalMs: 100, what: `all ${acked.length} acked events delivered` },
     );
-  }, 120_000);
+  }, 300_000);
 });

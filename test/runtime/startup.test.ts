@@ -27,7 +27,7 @@ afterAll(async () => {
 describe('a worker-only process', () => {
   it('serves /health, /ready and /metrics on PORT, and nothing else', async () => {
     const port = await freePort();
-    const worker = await spawnPostbox(db.url, { env: { PORT: String(port) } });
+    const worker = await spawnPostbox(db.url, { env: { PORT: String(port) }, readyTimeoutMs: 120_000 });
     await worker.waitForLog((l) => l.message === 'listening' && l.port === port && l.role === 'worker');
     expect((await rawRequest({ port, path: '/health' })).json).toEqual({ status: 'ok' });
     expect((await rawRequest({ port, path: '/ready' })).json).toEqual({ status: 'ready' });
@@ -40,18 +40,22 @@ describe('a worker-only process', () => {
 
     worker.signal('SIGTERM');
     expect((await worker.exited).code).toBe(0);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('start-up output', () => {
   it('piped: JSON lines only', async () => {
-    const proc = await spawnPostbox(db.url, { env: { POSTBOX_ROLE: 'all' }, readyMessage: 'listening' });
+    const proc = await spawnPostbox(db.url, {
+      env: { POSTBOX_ROLE: 'all' },
+      readyMessage: 'listening',
+      readyTimeoutMs: 120_000,
+    });
     const first = proc.tail(200).split('\n')[0]!;
     expect(() => JSON.parse(first)).not.toThrow();
     expect(proc.logs.every((l) => typeof l.level === 'string')).toBe(true);
     proc.signal('SIGTERM');
     await proc.exited;
-  }, 60_000);
+  }, 180_000);
 
   it('in a terminal: the first lines say where the API, the console and the admin key are', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'postbox-tty-'));
@@ -77,7 +81,7 @@ describe('start-up output', () => {
     const exited = new Promise((resolve) => child.on('exit', resolve));
     try {
       await waitFor(() => out.includes('Postbox is ready') || child.exitCode !== null, {
-        timeoutMs: 45_000,
+        timeoutMs: 120_000,
         what: 'the ready line',
       }).catch((err: Error) => Promise.reject(new Error(`${err.message}; output:\n${out}`)));
       expect({ exit: child.exitCode, out }).toMatchObject({ exit: null });
@@ -92,5 +96,5 @@ describe('start-up output', () => {
       await exited;
       rmSync(dataDir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });
