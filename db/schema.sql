@@ -1,0 +1,972 @@
+CREATE SCHEMA postbox;
+
+COMMENT ON SCHEMA postbox IS 'Postbox''s SQL interface: postbox.emit(...) lets a producer sharing the database queue an event inside its own transaction; the other functions are what POST /events runs. See docs/producers.md.';
+
+CREATE TYPE public.delivery_status AS ENUM (
+    'pending',
+    'in_flight',
+    'succeeded',
+    'failed',
+    'cancelled'
+);
+
+COMMENT ON TYPE public.delivery_status IS 'pending: waiting for next_attempt_at; in_flight: claimed under a lease; succeeded: a 2xx was received; failed: retries exhausted, see dead_letter_queue; cancelled: webhook deleted before delivery';
+
+CREATE FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $_$
+DECLARE
+  field text;
+  problem text;
+BEGIN
+  IF event_type IS NULL THEN
+    field := 'type'; problem := 'must be a string';
+  ELSIF event_type = '' THEN
+    field := 'type'; problem := 'must not be empty';
+  ELSIF length(event_type) > 200 THEN
+    field := 'type'; problem := 'must be at most 200 characters';
+  ELSIF event_type !~ '^[A-Za-z0-9_.:-]+$' THEN
+    field := 'type'; problem := 'may contain only letters, digits and _ . : - (no *)';
+  ELSIF payload IS NULL THEN
+    field := 'payload'; problem := 'must be given (JSON null is ''null''::jsonb)';
+  ELSIF idempotency_key = '' THEN
+    field := 'idempotency_key'; problem := 'must not be empty';
+  ELSIF length(idempotency_key) > 255 THEN
+    field := 'idempotency_key'; problem := 'must be at most 255 characters';
+  ELSIF idempotency_key ~ '[\x01-\x1f\x7f]' THEN
+    field := 'idempotency_key'; problem := 'must not contain control characters';
+  ELSIF occurred_at < '1970-01-01T00:00:00Z' OR occurred_at >= '10000-01-01T00:00:00Z' THEN
+    field := 'timestamp'; problem := 'must be between 1970 and 9999';
+  ELSE
+    RETURN true;
+  END IF;
+  RAISE EXCEPTION '%: %', field, problem
+    USING ERRCODE = 'PB400', COLUMN = field, HINT = 'the event is not valid; nothing was stored';
+END
+$_$;
+
+COMMENT ON FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Validates one event as POST /events does; raises SQLSTATE PB400 naming the field (COLUMN) when it is not valid.';
+
+CREATE FUNCTION postbox.consume_event_quota(tenant uuid, n integer) RETURNS TABLE("limit" integer, "windowStart" bigint, now double precision, granted integer, current integer)
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  RETURN QUERY
+  WITH q AS (
+    SELECT max_events_per_sec AS lim, floor(extract(epoch FROM clock_timestamp()))::bigint AS win,
+           extract(epoch FROM clock_timestamp())::double precision AS at
+      FROM quotas WHERE tenant_id = tenant),
+  added AS (
+    INSERT INTO rate_windows AS w (tenant_id, window_start, count)
+    SELECT tenant, q.win, n FROM q WHERE n <= q.lim
+    ON CONFLICT (tenant_id, window_start) DO UPDATE SET count = w.count + EXCLUDED.count
+      WHERE w.count + EXCLUDED.count <= (SELECT lim FROM q)
+    RETURNING w.count)
+  SELECT q.lim, q.win, q.at,
+         (SELECT count FROM added),
+         -- Read only when refused; this snapshot does not see the row the upsert just wrote.
+         (SELECT r.count FROM rate_windows r WHERE r.tenant_id = tenant AND r.window_start = q.win)
+    FROM q;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.consume_event_quota(tenant uuid, n integer) IS 'Adds n events to the tenant''s current one-second window if max_events_per_sec allows; no row when the tenant has no quotas.';
+
+CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  quota record;
+  answer record;
+BEGIN
+  IF tenant_id IS NULL THEN
+    RAISE EXCEPTION 'tenant_id: must be given' USING ERRCODE = 'PB400', COLUMN = 'tenant_id';
+  END IF;
+  PERFORM postbox.check_event(type, payload, idempotency_key, occurred_at);
+  -- The API refuses bodies over BODY_LIMIT_BYTES (default 1 MiB) with 413; emit has no body, so the
+  -- default applies to the payload's JSON text.
+  IF octet_length(payload::text) > 1048576 THEN
+    RAISE EXCEPTION 'payload: must be at most 1048576 bytes as JSON text' USING ERRCODE = 'PB413', COLUMN = 'payload';
+  END IF;
+  SELECT * INTO quota FROM postbox.consume_event_quota(tenant_id, 1);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'tenant not found' USING ERRCODE = 'PB404', COLUMN = 'tenant_id';
+  END IF;
+  IF quota.granted IS NULL THEN
+    RAISE EXCEPTION 'over max_events_per_sec (%); retry after the current second', quota."limit"
+      USING ERRCODE = 'PB429',
+            HINT = format('retry after %s seconds', greatest(1, ceil(quota."windowStart" + 1 - quota."now")));
+  END IF;
+  SELECT * INTO answer FROM postbox.ingest(json_build_array(json_build_object(
+    'ord', 0, 'id', postbox.uuidv7(), 'tenant_id', tenant_id, 'type', type, 'payload', payload,
+    'occurred_at', occurred_at, 'idempotency_key', idempotency_key)));
+  IF answer.created AND cardinality(answer.delivery_ids) > 0 THEN
+    PERFORM pg_notify('postbox_deliveries_due', '');
+  END IF;
+  RETURN answer.event_id;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field), PB413 payload over 1 MiB, PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
+
+CREATE FUNCTION postbox.event_type_patterns(event_type text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT ARRAY['*', event_type] || ARRAY(
+    SELECT array_to_string(parts[1:k], '.') || '.*'
+      FROM string_to_array(event_type, '.') AS parts, generate_series(1, cardinality(parts) - 1) AS k
+     WHERE k > 1 OR parts[1] <> ''
+     ORDER BY k)
+$$;
+
+COMMENT ON FUNCTION postbox.event_type_patterns(event_type text) IS 'The webhook event_types patterns that match a type (*, the type, and every prefix.*); ingest matches with event_types && these.';
+
+CREATE FUNCTION postbox.ingest(events_json json) RETURNS TABLE(ord integer, event_id uuid, delivery_ids uuid[], created boolean)
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+  stored bigint;
+  repeated bigint;
+BEGIN
+  RETURN QUERY
+  WITH input_rows AS MATERIALIZED (
+    SELECT r.ord, r.id, r.tenant_id, r.type, COALESCE(r.payload, 'null'::jsonb) AS payload, r.occurred_at,
+           r.idempotency_key, r.traceparent, postbox.event_type_patterns(r.type) AS patterns
+      FROM json_to_recordset(events_json) AS r(
+        ord int, id uuid, tenant_id uuid, type text, payload jsonb, occurred_at timestamptz,
+        idempotency_key text, traceparent text)
+     WHERE postbox.check_event(r.type, COALESCE(r.payload, 'null'::jsonb), r.idempotency_key,
+                               r.occurred_at)
+  ),
+  inserted AS (
+    INSERT INTO events (id, tenant_id, type, payload, occurred_at, idempotency_key, traceparent)
+    SELECT r.id, r.tenant_id, r.type, r.payload, COALESCE(r.occurred_at, now()),
+           r.idempotency_key, r.traceparent
+      FROM input_rows r
+     ORDER BY r.ord
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id
+  ),
+  candidates AS MATERIALIZED (
+    SELECT w.id, w.tenant_id, w.event_types, w.filter_path, w.ordering
+      FROM webhooks w
+     WHERE w.event_types && (SELECT array_agg(DISTINCT p) FROM input_rows, unnest(input_rows.patterns) AS p)
+       AND w.tenant_id = ANY (SELECT DISTINCT r.tenant_id FROM input_rows r)
+       AND w.deleted_at IS NULL AND w.enabled
+  ),
+  queued AS (
+    INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, next_attempt_at, fifo_seq)
+    SELECT postbox.uuidv7(), r.tenant_id, r.id, c.id, now(),
+           CASE WHEN c.ordering = 'fifo' THEN nextval('deliveries_fifo_seq') END
+      FROM inserted e
+      JOIN input_rows r ON r.id = e.id
+      JOIN candidates c ON c.tenant_id = r.tenant_id AND c.event_types && r.patterns
+       AND (c.filter_path IS NULL OR r.payload @@ c.filter_path)
+     -- Sorted before nextval runs: a FIFO webhook's queue follows the order of events in the input.
+     ORDER BY r.ord
+    RETURNING id, event_id
+  )
+  SELECT r.ord, r.id,
+         COALESCE(array_agg(q.id ORDER BY q.id) FILTER (WHERE q.id IS NOT NULL), '{}'), true
+    FROM inserted e
+    JOIN input_rows r ON r.id = e.id
+    LEFT JOIN queued q ON q.event_id = e.id
+   GROUP BY r.ord, r.id;
+  GET DIAGNOSTICS stored = ROW_COUNT;
+
+  IF stored = json_array_length(events_json) THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+  SELECT r.ord, e.id,
+         ARRAY(SELECT d.id FROM deliveries d WHERE d.event_id = e.id ORDER BY d.id), false
+    FROM json_to_recordset(events_json) AS r(ord int, id uuid, tenant_id uuid, idempotency_key text)
+    JOIN events e ON e.tenant_id = r.tenant_id AND e.idempotency_key = r.idempotency_key
+   WHERE e.id <> r.id;
+  GET DIAGNOSTICS repeated = ROW_COUNT;
+
+  -- A key's event vanished between the two statements (retention): the caller tries again.
+  IF stored + repeated < json_array_length(events_json) THEN
+    RAISE EXCEPTION 'an idempotency key''s event was deleted while ingesting; retry'
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.ingest(events_json json) IS 'The ingest statement: validates, stores events and queues a pending delivery per matching webhook; idempotent per (tenant, idempotency_key). Used by POST /events and postbox.emit. Sends no NOTIFY (the caller wakes workers).';
+
+CREATE FUNCTION postbox.uuidv7() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+  SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
+    substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+    52, 1), 53, 1), 'hex')::uuid
+$$;
+
+COMMENT ON FUNCTION postbox.uuidv7() IS 'A UUIDv7 (time-ordered id), as src/ids.ts makes them.';
+
+CREATE FUNCTION public.postbox_events_immutable() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF TG_OP = 'DELETE' AND current_setting('postbox.retention', true) = 'on' THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'events is an immutable log: % is not allowed (only retention may delete)', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TABLE public.api_keys (
+    id uuid NOT NULL,
+    tenant_id uuid,
+    name text,
+    key_hash bytea NOT NULL,
+    prefix text NOT NULL,
+    origin text DEFAULT 'api'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_keys_origin_check CHECK ((origin = ANY (ARRAY['api'::text, 'bootstrap'::text])))
+);
+
+COMMENT ON TABLE public.api_keys IS 'API keys: several per tenant, and the operator''s (tenant_id NULL). Only the SHA-256 hash is stored; the key is shown once, when created or rotated.';
+
+COMMENT ON COLUMN public.api_keys.id IS 'UUIDv7, time-ordered: lists are newest first by id.';
+
+COMMENT ON COLUMN public.api_keys.tenant_id IS 'The tenant the key acts for; NULL: an admin key (every tenant).';
+
+COMMENT ON COLUMN public.api_keys.name IS 'A label chosen by whoever created the key (e.g. ci-producer); never secret.';
+
+COMMENT ON COLUMN public.api_keys.key_hash IS 'SHA-256 of the whole key: keys carry 256 random bits, so a plain hash cannot be brute-forced. Authentication looks keys up by it.';
+
+COMMENT ON COLUMN public.api_keys.prefix IS 'The first characters of the key (pbk_ or pbadmin_ plus 6): shown in lists and used as the audit actor, not enough to authenticate.';
+
+COMMENT ON COLUMN public.api_keys.origin IS 'api: created through the API. bootstrap: the admin key of ADMIN_API_KEY or DATA_DIR/admin-api-key, registered at start-up; a newer bootstrap key revokes older ones.';
+
+COMMENT ON COLUMN public.api_keys.created_at IS 'When the key was created.';
+
+COMMENT ON COLUMN public.api_keys.last_used_at IS 'Last authenticated request with the key, refreshed at most once a minute per process (not on every request).';
+
+COMMENT ON COLUMN public.api_keys.expires_at IS 'Set by a rotation: the old key keeps working until then. NULL: no expiry.';
+
+COMMENT ON COLUMN public.api_keys.revoked_at IS 'When the key was revoked; a revoked key answers 401. NULL: not revoked.';
+
+COMMENT ON CONSTRAINT api_keys_origin_check ON public.api_keys IS 'origin is api or bootstrap.';
+
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    object_type text NOT NULL,
+    object_id text NOT NULL,
+    tenant_id uuid,
+    changes jsonb
+);
+
+COMMENT ON TABLE public.audit_log IS 'Who changed what: one row per create, update, delete, rotation, disable, DLQ retry and replay, written in the same transaction as the change. Never holds secrets.';
+
+COMMENT ON COLUMN public.audit_log.id IS 'Surrogate key, increasing.';
+
+COMMENT ON COLUMN public.audit_log.at IS 'When the change was made.';
+
+COMMENT ON COLUMN public.audit_log.actor IS 'Who made it: admin, tenant:<id> or system.';
+
+COMMENT ON COLUMN public.audit_log.action IS 'What was done, e.g. webhook.create, webhook.rotate_secret, dlq.retry.';
+
+COMMENT ON COLUMN public.audit_log.object_type IS 'Kind of object changed: tenant, webhook, delivery, quota.';
+
+COMMENT ON COLUMN public.audit_log.object_id IS 'Id of the object changed.';
+
+COMMENT ON COLUMN public.audit_log.tenant_id IS 'Tenant the object belongs to.';
+
+COMMENT ON COLUMN public.audit_log.changes IS 'Changed fields (never secret values).';
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.dead_letter_queue (
+    delivery_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    webhook_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    last_error text,
+    attempts integer NOT NULL,
+    dead_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.dead_letter_queue IS 'Deliveries whose retries are exhausted (status failed). Leaves on DLQ retry or replay.';
+
+COMMENT ON COLUMN public.dead_letter_queue.delivery_id IS 'The dead delivery.';
+
+COMMENT ON COLUMN public.dead_letter_queue.tenant_id IS 'Its tenant.';
+
+COMMENT ON COLUMN public.dead_letter_queue.webhook_id IS 'Its webhook.';
+
+COMMENT ON COLUMN public.dead_letter_queue.event_id IS 'Its event.';
+
+COMMENT ON COLUMN public.dead_letter_queue.event_type IS 'The event type, for bulk retry by type.';
+
+COMMENT ON COLUMN public.dead_letter_queue.last_error IS 'Error of the final attempt.';
+
+COMMENT ON COLUMN public.dead_letter_queue.attempts IS 'Attempts made before giving up.';
+
+COMMENT ON COLUMN public.dead_letter_queue.dead_at IS 'When the delivery was given up.';
+
+CREATE TABLE public.deliveries (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    webhook_id uuid NOT NULL,
+    status public.delivery_status DEFAULT 'pending'::public.delivery_status NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_owner text,
+    lease_expires_at timestamp with time zone,
+    last_attempt_at timestamp with time zone,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    fifo_seq bigint
+);
+
+COMMENT ON TABLE public.deliveries IS 'One row per (event, matching webhook): the queue. Workers claim due pending rows with FOR UPDATE SKIP LOCKED.';
+
+COMMENT ON COLUMN public.deliveries.id IS 'Delivery id (UUIDv7); sent as webhook-id, the same on every attempt and replay.';
+
+COMMENT ON COLUMN public.deliveries.tenant_id IS 'Tenant of the event and webhook.';
+
+COMMENT ON COLUMN public.deliveries.event_id IS 'The event being delivered.';
+
+COMMENT ON COLUMN public.deliveries.webhook_id IS 'The webhook it is delivered to.';
+
+COMMENT ON COLUMN public.deliveries.status IS 'pending, in_flight, succeeded, failed (in the DLQ) or cancelled.';
+
+COMMENT ON COLUMN public.deliveries.attempts IS 'Attempts made so far in this delivery cycle (reset by replay and DLQ retry).';
+
+COMMENT ON COLUMN public.deliveries.next_attempt_at IS 'When a pending delivery becomes due.';
+
+COMMENT ON COLUMN public.deliveries.lease_owner IS 'Worker that holds the claim while in_flight.';
+
+COMMENT ON COLUMN public.deliveries.lease_expires_at IS 'When an in_flight claim lapses; after it the delivery is claimable again (its worker is presumed dead).';
+
+COMMENT ON COLUMN public.deliveries.last_attempt_at IS 'Start of the most recent attempt.';
+
+COMMENT ON COLUMN public.deliveries.last_status_code IS 'HTTP status of the most recent attempt, if any answer came.';
+
+COMMENT ON COLUMN public.deliveries.last_error IS 'Error of the most recent failed attempt.';
+
+COMMENT ON COLUMN public.deliveries.created_at IS 'When the delivery was queued (in the ingest transaction).';
+
+COMMENT ON COLUMN public.deliveries.updated_at IS 'When the row last changed state.';
+
+COMMENT ON COLUMN public.deliveries.completed_at IS 'When it reached succeeded, failed or cancelled.';
+
+COMMENT ON COLUMN public.deliveries.fifo_seq IS 'Position in its FIFO webhook''s queue (from deliveries_fifo_seq); NULL for webhooks with ordering none.';
+
+CREATE SEQUENCE public.deliveries_fifo_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+COMMENT ON SEQUENCE public.deliveries_fifo_seq IS 'Queue positions of deliveries to FIFO webhooks (deliveries.fifo_seq): one sequence, so positions follow the order events were queued.';
+
+CREATE TABLE public.delivery_attempts (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error text,
+    response_excerpt text
+);
+
+COMMENT ON TABLE public.delivery_attempts IS 'One row per HTTP attempt: what was tried and what came back.';
+
+COMMENT ON COLUMN public.delivery_attempts.id IS 'Surrogate key.';
+
+COMMENT ON COLUMN public.delivery_attempts.delivery_id IS 'The delivery attempted.';
+
+COMMENT ON COLUMN public.delivery_attempts.attempt IS '1 for the first attempt of a cycle, then 2, 3, ... (sent as X-Webhook-Attempt).';
+
+COMMENT ON COLUMN public.delivery_attempts.started_at IS 'When the request was started.';
+
+COMMENT ON COLUMN public.delivery_attempts.duration_ms IS 'Milliseconds until the answer, timeout or error.';
+
+COMMENT ON COLUMN public.delivery_attempts.status_code IS 'HTTP status received, NULL if none (timeout, connection error).';
+
+COMMENT ON COLUMN public.delivery_attempts.error IS 'Why the attempt failed, NULL on success.';
+
+COMMENT ON COLUMN public.delivery_attempts.response_excerpt IS 'First 1 KiB of the response body.';
+
+ALTER TABLE public.delivery_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.delivery_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.events (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    type text NOT NULL,
+    payload jsonb NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    idempotency_key text,
+    traceparent text
+);
+
+COMMENT ON TABLE public.events IS 'Immutable log of ingested events (a trigger rejects UPDATE and DELETE outside retention).';
+
+COMMENT ON COLUMN public.events.id IS 'Event id (UUIDv7); the "id" of the envelope receivers get.';
+
+COMMENT ON COLUMN public.events.tenant_id IS 'Tenant that produced the event.';
+
+COMMENT ON COLUMN public.events.type IS 'Event type, e.g. order.created.';
+
+COMMENT ON COLUMN public.events.payload IS 'The producer''s payload; the "data" of the envelope receivers get.';
+
+COMMENT ON COLUMN public.events.occurred_at IS 'The event''s own timestamp (given by the producer, else the time it was received).';
+
+COMMENT ON COLUMN public.events.received_at IS 'When Postbox stored the event; delivery lag is measured from here.';
+
+COMMENT ON COLUMN public.events.idempotency_key IS 'Producer-chosen key, unique per tenant: a repeat returns the first answer and queues nothing.';
+
+COMMENT ON COLUMN public.events.traceparent IS 'W3C traceparent sent with the event, forwarded on every delivery.';
+
+CREATE VIEW public.queue_overview AS
+ SELECT p.pending,
+    p.due,
+    (p.pending - p.due) AS scheduled,
+    f.in_flight,
+    f.leases_expired,
+    ( SELECT count(*) AS count
+           FROM public.dead_letter_queue) AS dead_letters,
+    o.oldest_due_at,
+    (now() - o.oldest_due_at) AS oldest_due_age,
+    st.succeeded_estimate,
+    st.cancelled_estimate,
+    st.total_estimate
+   FROM (((( SELECT count(*) AS pending,
+            count(*) FILTER (WHERE (d.next_attempt_at <= now())) AS due
+           FROM public.deliveries d
+          WHERE (d.status = 'pending'::public.delivery_status)) p
+     CROSS JOIN ( SELECT min(d.next_attempt_at) AS oldest_due_at
+           FROM public.deliveries d
+          WHERE ((d.status = 'pending'::public.delivery_status) AND (d.next_attempt_at <= now()))) o)
+     CROSS JOIN ( SELECT count(*) AS in_flight,
+            count(*) FILTER (WHERE (d.lease_expires_at <= now())) AS leases_expired
+           FROM public.deliveries d
+          WHERE (d.status = 'in_flight'::public.delivery_status)) f)
+     CROSS JOIN ( SELECT (COALESCE(round((sum((mcv.freq * t.n)) FILTER (WHERE (mcv.val = 'succeeded'::text)))::double precision), (0)::double precision))::bigint AS succeeded_estimate,
+            (COALESCE(round((sum((mcv.freq * t.n)) FILTER (WHERE (mcv.val = 'cancelled'::text)))::double precision), (0)::double precision))::bigint AS cancelled_estimate,
+            ( SELECT (round((GREATEST(c.reltuples, (0)::real))::double precision))::bigint AS round
+                   FROM pg_class c
+                  WHERE (c.oid = (to_regclass('deliveries'::text))::oid)) AS total_estimate
+           FROM (( SELECT GREATEST(c.reltuples, (0)::real) AS n
+                   FROM pg_class c
+                  WHERE (c.oid = (to_regclass('deliveries'::text))::oid)) t
+             LEFT JOIN LATERAL ( SELECT u.val,
+                    u.freq
+                   FROM pg_stats s,
+                    LATERAL UNNEST(((s.most_common_vals)::text)::text[], s.most_common_freqs) u(val, freq)
+                  WHERE ((s.schemaname = "current_schema"()) AND (s.tablename = 'deliveries'::name) AND (s.attname = 'status'::name))) mcv ON (true))) st);
+
+COMMENT ON VIEW public.queue_overview IS 'The delivery queue in one row: exact counts of open deliveries (through the partial indexes) and of the DLQ, the oldest due delivery, and estimated counts of finished ones.';
+
+COMMENT ON COLUMN public.queue_overview.pending IS 'Deliveries waiting (due + scheduled), exact.';
+
+COMMENT ON COLUMN public.queue_overview.due IS 'Pending deliveries whose next attempt time has come, waiting for a worker; exact.';
+
+COMMENT ON COLUMN public.queue_overview.scheduled IS 'Pending deliveries waiting for a retry backoff to pass; exact.';
+
+COMMENT ON COLUMN public.queue_overview.in_flight IS 'Deliveries claimed by a worker, exact.';
+
+COMMENT ON COLUMN public.queue_overview.leases_expired IS 'In-flight deliveries whose lease ran out (their worker presumably died; the next claim retakes them).';
+
+COMMENT ON COLUMN public.queue_overview.dead_letters IS 'Rows in dead_letter_queue (deliveries with status failed), exact.';
+
+COMMENT ON COLUMN public.queue_overview.oldest_due_at IS 'next_attempt_at of the longest-waiting due delivery; NULL when nothing is due.';
+
+COMMENT ON COLUMN public.queue_overview.oldest_due_age IS 'How long that delivery has been due: the claim backlog in time.';
+
+COMMENT ON COLUMN public.queue_overview.succeeded_estimate IS 'Succeeded deliveries still within retention, estimated from planner statistics.';
+
+COMMENT ON COLUMN public.queue_overview.cancelled_estimate IS 'Cancelled deliveries still within retention, estimated from planner statistics.';
+
+COMMENT ON COLUMN public.queue_overview.total_estimate IS 'All deliveries rows, estimated from planner statistics (pg_class.reltuples).';
+
+CREATE TABLE public.quotas (
+    tenant_id uuid NOT NULL,
+    max_events_per_sec integer NOT NULL,
+    max_concurrent_deliveries integer NOT NULL,
+    max_dlq_size integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    claim_seq bigint DEFAULT 0 NOT NULL
+);
+
+COMMENT ON TABLE public.quotas IS 'Per-tenant limits; one row per tenant, defaults from configuration.';
+
+COMMENT ON COLUMN public.quotas.tenant_id IS 'The tenant these limits apply to.';
+
+COMMENT ON COLUMN public.quotas.max_events_per_sec IS 'Events the tenant may ingest per second across all Postbox processes; over it POST /events answers 429.';
+
+COMMENT ON COLUMN public.quotas.max_concurrent_deliveries IS 'Deliveries of this tenant that may be in flight at once across all workers.';
+
+COMMENT ON COLUMN public.quotas.max_dlq_size IS 'DLQ size above which the tenant is flagged (logged, counted); nothing is dropped.';
+
+COMMENT ON COLUMN public.quotas.updated_at IS 'When the limits last changed.';
+
+COMMENT ON COLUMN public.quotas.claim_seq IS 'Bumped by every claim that takes deliveries of this tenant; the claim locks this row (SKIP LOCKED) and skips the tenant when the counter moved since its snapshot, so in-flight counts read from that snapshot are never stale and max_concurrent_deliveries / webhooks.max_concurrency hold across worker processes.';
+
+CREATE TABLE public.rate_windows (
+    tenant_id uuid NOT NULL,
+    window_start bigint NOT NULL,
+    count integer NOT NULL
+);
+
+COMMENT ON TABLE public.rate_windows IS 'Per-tenant event counters per one-second window, shared by all processes for max_events_per_sec.';
+
+COMMENT ON COLUMN public.rate_windows.tenant_id IS 'The tenant counted.';
+
+COMMENT ON COLUMN public.rate_windows.window_start IS 'Window start in Unix seconds.';
+
+COMMENT ON COLUMN public.rate_windows.count IS 'Events accepted in the window.';
+
+CREATE TABLE public.secrets_key_check (
+    id boolean DEFAULT true NOT NULL,
+    sealed bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT secrets_key_check_one_row CHECK (id)
+);
+
+COMMENT ON TABLE public.secrets_key_check IS 'One row: a known text sealed with the secrets key, opened at start-up to refuse a wrong or lost SECRETS_KEY.';
+
+COMMENT ON COLUMN public.secrets_key_check.id IS 'Always true: the primary key and its CHECK allow exactly one row.';
+
+COMMENT ON COLUMN public.secrets_key_check.sealed IS 'The known text sealed with AES-256-GCM under the secrets key (iv | tag | ciphertext).';
+
+COMMENT ON COLUMN public.secrets_key_check.created_at IS 'When the first start sealed it.';
+
+CREATE TABLE public.tenants (
+    id uuid NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.tenants IS 'Producers of events. Their API keys are in api_keys.';
+
+COMMENT ON COLUMN public.tenants.id IS 'Tenant id (UUIDv7).';
+
+COMMENT ON COLUMN public.tenants.name IS 'Human-readable name, set at creation.';
+
+COMMENT ON COLUMN public.tenants.created_at IS 'When the tenant was created.';
+
+CREATE TABLE public.webhooks (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    url text NOT NULL,
+    secret_ciphertext bytea NOT NULL,
+    previous_secret_ciphertext bytea,
+    previous_secret_expires_at timestamp with time zone,
+    event_types text[] DEFAULT '{*}'::text[] NOT NULL,
+    description text,
+    retry_policy jsonb NOT NULL,
+    timeout_ms integer DEFAULT 15000 NOT NULL,
+    max_concurrency integer DEFAULT 200 NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    disabled_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    breaker_state text DEFAULT 'closed'::text NOT NULL,
+    breaker_open_until timestamp with time zone,
+    breaker_opens integer DEFAULT 0 NOT NULL,
+    failing_since timestamp with time zone,
+    last_success_at timestamp with time zone,
+    filter jsonb,
+    filter_path jsonpath,
+    ordering text DEFAULT 'none'::text NOT NULL,
+    concurrency_limit double precision DEFAULT 10 NOT NULL,
+    latency_floor_ms double precision,
+    latency_recent_ms double precision,
+    concurrency_updated_at timestamp with time zone,
+    concurrency_decreased_at timestamp with time zone,
+    CONSTRAINT webhooks_breaker_state_check CHECK ((breaker_state = ANY (ARRAY['closed'::text, 'open'::text]))),
+    CONSTRAINT webhooks_concurrency_limit_check CHECK ((concurrency_limit >= (1)::double precision)),
+    CONSTRAINT webhooks_filter_compiled CHECK (((filter IS NULL) = (filter_path IS NULL))),
+    CONSTRAINT webhooks_ordering_check CHECK ((ordering = ANY (ARRAY['none'::text, 'fifo'::text])))
+);
+
+COMMENT ON TABLE public.webhooks IS 'Receiver endpoints registered by tenants. Deleted webhooks keep their row (deleted_at) so their deliveries stay explainable.';
+
+COMMENT ON COLUMN public.webhooks.id IS 'Webhook id (UUIDv7).';
+
+COMMENT ON COLUMN public.webhooks.tenant_id IS 'Owning tenant.';
+
+COMMENT ON COLUMN public.webhooks.url IS 'Absolute http(s) URL deliveries are POSTed to.';
+
+COMMENT ON COLUMN public.webhooks.secret_ciphertext IS 'Signing secret, AES-256-GCM encrypted (12-byte IV, 16-byte tag, ciphertext). Never stored in plain text.';
+
+COMMENT ON COLUMN public.webhooks.previous_secret_ciphertext IS 'The secret before the last rotation, encrypted; still signs until previous_secret_expires_at.';
+
+COMMENT ON COLUMN public.webhooks.previous_secret_expires_at IS 'End of the rotation overlap: after it only the current secret signs.';
+
+COMMENT ON COLUMN public.webhooks.event_types IS 'Event types delivered here: exact names or trailing wildcards (order.*); {*} means all.';
+
+COMMENT ON COLUMN public.webhooks.description IS 'Free text from the tenant.';
+
+COMMENT ON COLUMN public.webhooks.retry_policy IS 'JSON {max_attempts, initial_delay_ms, max_delay_ms}: exponential backoff with jitter.';
+
+COMMENT ON COLUMN public.webhooks.timeout_ms IS 'Per-attempt timeout in milliseconds.';
+
+COMMENT ON COLUMN public.webhooks.max_concurrency IS 'Ceiling of deliveries to this webhook in flight at once (set by the user, default 200). The limit in force is concurrency_limit, which adapts below it.';
+
+COMMENT ON COLUMN public.webhooks.enabled IS 'Disabled webhooks match no new events; their queued deliveries wait until re-enabled.';
+
+COMMENT ON COLUMN public.webhooks.disabled_reason IS 'Why the webhook was disabled (by the tenant, or automatically after failing).';
+
+COMMENT ON COLUMN public.webhooks.created_at IS 'When the webhook was registered.';
+
+COMMENT ON COLUMN public.webhooks.updated_at IS 'When the webhook last changed.';
+
+COMMENT ON COLUMN public.webhooks.deleted_at IS 'Set by DELETE /webhooks/:id; the webhook is then gone from the API and its undelivered deliveries are cancelled.';
+
+COMMENT ON COLUMN public.webhooks.consecutive_failures IS 'Failed attempts since the last 2xx (timeouts, connection errors, non-2xx; attempts cut short by a worker shutdown do not count). Reaching BREAKER_FAILURE_THRESHOLD opens the breaker.';
+
+COMMENT ON COLUMN public.webhooks.breaker_state IS 'Circuit breaker: closed (deliveries flow, up to max_concurrency at once) or open (its pending deliveries are not claimed until breaker_open_until; after it, one probe at a time: half-open). A probe''s 2xx closes it, a failure reopens it with a longer cool-down.';
+
+COMMENT ON COLUMN public.webhooks.breaker_open_until IS 'While open: end of the cool-down. Past it the breaker is half-open (one probe delivery at a time). NULL when closed.';
+
+COMMENT ON COLUMN public.webhooks.breaker_opens IS 'Times the breaker opened since it was last closed: each reopen doubles the cool-down (BREAKER_COOLDOWN_MS), up to BREAKER_COOLDOWN_MAX_MS.';
+
+COMMENT ON COLUMN public.webhooks.failing_since IS 'Start of the current run of failed attempts (NULL while the last attempt succeeded). Failing for WEBHOOK_AUTO_DISABLE_AFTER_MS disables the webhook.';
+
+COMMENT ON COLUMN public.webhooks.last_success_at IS 'End of a recent attempt answered 2xx (refreshed at most every 10 seconds, and at once after failures). NULL: none recorded.';
+
+COMMENT ON COLUMN public.webhooks.filter IS 'Payload filter as the tenant wrote it (docs/filters.md), or NULL: only events whose payload matches are delivered here.';
+
+COMMENT ON COLUMN public.webhooks.filter_path IS 'The filter compiled to an SQL/JSON path predicate; ingest matches with payload @@ filter_path. NULL exactly when filter is.';
+
+COMMENT ON COLUMN public.webhooks.ordering IS 'none: deliveries go out in parallel; fifo: one at a time, in event order (deliveries.fifo_seq), a dead-lettered head releases the next.';
+
+COMMENT ON COLUMN public.webhooks.concurrency_limit IS 'Adaptive in-flight limit (AIMD), between 1 and max_concurrency: the recorder raises it while answers succeed and latency stays near latency_floor_ms, and cuts it on timeouts, connection errors, 5xx, 429 and rising latency. The claim takes floor(least(concurrency_limit, max_concurrency)) minus those in flight; shared by every worker process.';
+
+COMMENT ON COLUMN public.webhooks.latency_floor_ms IS 'Recent minimum of the per-batch median duration of 2xx attempts, in ms: the baseline that "latency is rising" is judged against. Drifts up towards the current mean over about a minute, so a receiver that stays slower becomes the new baseline. NULL: no 2xx yet.';
+
+COMMENT ON COLUMN public.webhooks.latency_recent_ms IS 'Moving average of the per-batch median duration of 2xx attempts, in ms: well above latency_floor_ms (3 x floor + 100 ms) counts as congestion and cuts concurrency_limit. NULL: no 2xx yet.';
+
+COMMENT ON COLUMN public.webhooks.concurrency_updated_at IS 'When the recorder last wrote concurrency_limit or latency_floor_ms (the drift of the floor is timed from it).';
+
+COMMENT ON COLUMN public.webhooks.concurrency_decreased_at IS 'When concurrency_limit was last cut: it is cut at most once per mean attempt duration (0.25 s to 1 s), so one overload episode costs one cut, not one per batch.';
+
+COMMENT ON CONSTRAINT webhooks_breaker_state_check ON public.webhooks IS 'breaker_state is closed or open; half-open is open with breaker_open_until passed.';
+
+COMMENT ON CONSTRAINT webhooks_concurrency_limit_check ON public.webhooks IS 'The adaptive limit never falls below one delivery at a time.';
+
+CREATE VIEW public.webhook_health AS
+ SELECT w.id AS webhook_id,
+    w.tenant_id,
+    w.url,
+    w.enabled,
+    COALESCE(q.pending, (0)::bigint) AS pending,
+    COALESCE(q.due, (0)::bigint) AS due,
+    COALESCE(q.in_flight, (0)::bigint) AS in_flight,
+    COALESCE(a.succeeded_1h, (0)::bigint) AS succeeded_1h,
+    COALESCE(a.failed_1h, (0)::bigint) AS failed_1h,
+    COALESCE(a.succeeded_24h, (0)::bigint) AS succeeded_24h,
+    COALESCE(a.failed_24h, (0)::bigint) AS failed_24h,
+    COALESCE(a.consecutive_failures, (0)::bigint) AS consecutive_failures,
+    COALESCE(a.last_success_at, ( SELECT s.completed_at
+           FROM public.deliveries s
+          WHERE ((s.webhook_id = w.id) AND (s.status = 'succeeded'::public.delivery_status))
+          ORDER BY s.id DESC NULLS LAST
+         LIMIT 1)) AS last_success_at,
+    q.oldest_due_at,
+    COALESCE(dl.dead_letters, (0)::bigint) AS dead_letters,
+        CASE
+            WHEN ((w.breaker_state = 'open'::text) AND (w.breaker_open_until <= now())) THEN 'half_open'::text
+            ELSE w.breaker_state
+        END AS breaker_state,
+    (floor(LEAST(w.concurrency_limit, (w.max_concurrency)::double precision)))::integer AS concurrency_limit,
+    w.max_concurrency,
+    round((w.latency_floor_ms)::numeric, 1) AS latency_floor_ms
+   FROM (((public.webhooks w
+     LEFT JOIN ( SELECT o.webhook_id,
+            o.tenant_id,
+            count(*) FILTER (WHERE (o.status = 'pending'::public.delivery_status)) AS pending,
+            count(*) FILTER (WHERE ((o.status = 'pending'::public.delivery_status) AND (o.next_attempt_at <= now()))) AS due,
+            count(*) FILTER (WHERE (o.status = 'in_flight'::public.delivery_status)) AS in_flight,
+            min(o.next_attempt_at) FILTER (WHERE ((o.status = 'pending'::public.delivery_status) AND (o.next_attempt_at <= now()))) AS oldest_due_at
+           FROM ( SELECT d.webhook_id,
+                    d.tenant_id,
+                    d.status,
+                    d.next_attempt_at
+                   FROM public.deliveries d
+                  WHERE (d.status = 'pending'::public.delivery_status)
+                UNION ALL
+                 SELECT d.webhook_id,
+                    d.tenant_id,
+                    d.status,
+                    d.next_attempt_at
+                   FROM public.deliveries d
+                  WHERE (d.status = 'in_flight'::public.delivery_status)) o
+          GROUP BY o.webhook_id, o.tenant_id) q ON (((q.webhook_id = w.id) AND (q.tenant_id = w.tenant_id))))
+     LEFT JOIN ( SELECT r.webhook_id,
+            r.tenant_id,
+            count(*) FILTER (WHERE (r.ok AND (r.started_at > (now() - '01:00:00'::interval)))) AS succeeded_1h,
+            count(*) FILTER (WHERE ((NOT r.ok) AND (r.started_at > (now() - '01:00:00'::interval)))) AS failed_1h,
+            count(*) FILTER (WHERE r.ok) AS succeeded_24h,
+            count(*) FILTER (WHERE (NOT r.ok)) AS failed_24h,
+            count(*) FILTER (WHERE ((NOT r.ok) AND (r.started_at > COALESCE(r.last_ok_started_at, '-infinity'::timestamp with time zone)))) AS consecutive_failures,
+            max((r.started_at + ((r.duration_ms)::double precision * '00:00:00.001'::interval))) FILTER (WHERE r.ok) AS last_success_at
+           FROM ( SELECT d.webhook_id,
+                    d.tenant_id,
+                    at.started_at,
+                    at.duration_ms,
+                    COALESCE(((at.status_code >= 200) AND (at.status_code <= 299)), false) AS ok,
+                    max(at.started_at) FILTER (WHERE ((at.status_code >= 200) AND (at.status_code <= 299))) OVER (PARTITION BY d.webhook_id, d.tenant_id) AS last_ok_started_at
+                   FROM (public.delivery_attempts at
+                     JOIN public.deliveries d ON ((d.id = at.delivery_id)))
+                  WHERE (at.started_at > (now() - '1 day'::interval))) r
+          GROUP BY r.webhook_id, r.tenant_id) a ON (((a.webhook_id = w.id) AND (a.tenant_id = w.tenant_id))))
+     LEFT JOIN ( SELECT l.webhook_id,
+            l.tenant_id,
+            count(*) AS dead_letters
+           FROM public.dead_letter_queue l
+          GROUP BY l.webhook_id, l.tenant_id) dl ON (((dl.webhook_id = w.id) AND (dl.tenant_id = w.tenant_id))))
+  WHERE (w.deleted_at IS NULL);
+
+COMMENT ON VIEW public.webhook_health IS 'Per webhook (deleted ones left out): its queue, its attempts in the last hour and day, failures since its last success, and its DLQ. Filter by webhook_id or tenant_id: the filter reaches the indexes.';
+
+COMMENT ON COLUMN public.webhook_health.webhook_id IS 'The webhook.';
+
+COMMENT ON COLUMN public.webhook_health.tenant_id IS 'Its tenant.';
+
+COMMENT ON COLUMN public.webhook_health.url IS 'Where it delivers.';
+
+COMMENT ON COLUMN public.webhook_health.enabled IS 'false: it matches no new events and its queued deliveries wait.';
+
+COMMENT ON COLUMN public.webhook_health.pending IS 'Deliveries waiting: due now or scheduled for a retry.';
+
+COMMENT ON COLUMN public.webhook_health.due IS 'Pending deliveries whose next attempt time has come (waiting for a worker).';
+
+COMMENT ON COLUMN public.webhook_health.in_flight IS 'Deliveries claimed by a worker right now.';
+
+COMMENT ON COLUMN public.webhook_health.succeeded_1h IS 'Attempts answered 2xx in the last hour.';
+
+COMMENT ON COLUMN public.webhook_health.failed_1h IS 'Attempts that failed (non-2xx, timeout, connection error) in the last hour.';
+
+COMMENT ON COLUMN public.webhook_health.succeeded_24h IS 'Attempts answered 2xx in the last 24 hours.';
+
+COMMENT ON COLUMN public.webhook_health.failed_24h IS 'Attempts that failed in the last 24 hours.';
+
+COMMENT ON COLUMN public.webhook_health.consecutive_failures IS 'Failed attempts since the last 2xx, counted within the last 24 hours (a webhook failing for longer shows its last 24 hours).';
+
+COMMENT ON COLUMN public.webhook_health.last_success_at IS 'When a receiver last answered 2xx (end of that attempt); older than 24 hours: the completion of the newest succeeded delivery. NULL: never.';
+
+COMMENT ON COLUMN public.webhook_health.oldest_due_at IS 'next_attempt_at of the longest-waiting due delivery; NULL when nothing is due.';
+
+COMMENT ON COLUMN public.webhook_health.dead_letters IS 'Its deliveries in the dead letter queue.';
+
+COMMENT ON COLUMN public.webhook_health.breaker_state IS 'Circuit breaker: closed (deliveries flow), open (deliveries wait for the cool-down, see webhooks.breaker_open_until) or half_open (cool-down over: one probe delivery at a time; a 2xx closes it, a failure reopens it).';
+
+COMMENT ON COLUMN public.webhook_health.concurrency_limit IS 'Deliveries that may be in flight at once now: the adaptive limit (webhooks.concurrency_limit), at most max_concurrency. While the breaker is open none are claimed; half-open, one.';
+
+COMMENT ON COLUMN public.webhook_health.max_concurrency IS 'The ceiling of concurrency_limit, set by the user.';
+
+COMMENT ON COLUMN public.webhook_health.latency_floor_ms IS 'Recent minimum of the per-batch median duration of 2xx attempts (ms): latency well above it cuts concurrency_limit.';
+
+CREATE TABLE public.webhook_recoveries (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    webhook_id uuid NOT NULL,
+    since timestamp with time zone NOT NULL,
+    until timestamp with time zone,
+    delivery_ids uuid[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.webhook_recoveries IS 'POST /webhooks/:id/recover: each recovery and the deliveries it queued again. Asking for the same window while any of them is still pending or in flight answers this recovery instead of queueing again. A recovery of the webhook deletes its finished ones; the audit log keeps the history.';
+
+COMMENT ON COLUMN public.webhook_recoveries.id IS 'UUIDv7 of the recovery.';
+
+COMMENT ON COLUMN public.webhook_recoveries.tenant_id IS 'The webhook''s tenant.';
+
+COMMENT ON COLUMN public.webhook_recoveries.webhook_id IS 'The webhook whose failed deliveries were queued again.';
+
+COMMENT ON COLUMN public.webhook_recoveries.since IS 'Start of the window (inclusive): deliveries of events received from then.';
+
+COMMENT ON COLUMN public.webhook_recoveries.until IS 'End of the window (exclusive); NULL: up to the time of the call.';
+
+COMMENT ON COLUMN public.webhook_recoveries.delivery_ids IS 'The deliveries this recovery queued again (status failed before it).';
+
+COMMENT ON COLUMN public.webhook_recoveries.created_at IS 'When the recovery was asked for.';
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_pkey PRIMARY KEY (delivery_id);
+
+ALTER TABLE ONLY public.deliveries
+    ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.delivery_attempts
+    ADD CONSTRAINT delivery_attempts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.quotas
+    ADD CONSTRAINT quotas_pkey PRIMARY KEY (tenant_id);
+
+ALTER TABLE ONLY public.rate_windows
+    ADD CONSTRAINT rate_windows_tenant_id_window_start_pk PRIMARY KEY (tenant_id, window_start);
+
+ALTER TABLE ONLY public.secrets_key_check
+    ADD CONSTRAINT secrets_key_check_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.tenants
+    ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhook_recoveries
+    ADD CONSTRAINT webhook_recoveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
+CREATE UNIQUE INDEX api_keys_key_hash_key ON public.api_keys USING btree (key_hash);
+
+COMMENT ON INDEX public.api_keys_key_hash_key IS 'Authentication: one lookup by the hash of the presented key.';
+
+CREATE INDEX api_keys_tenant_idx ON public.api_keys USING btree (tenant_id, id DESC);
+
+COMMENT ON INDEX public.api_keys_tenant_idx IS 'A tenant''s keys (or the admin keys, tenant_id NULL), newest first.';
+
+CREATE INDEX audit_log_action_idx ON public.audit_log USING btree (action, id DESC);
+
+CREATE INDEX audit_log_tenant_idx ON public.audit_log USING btree (tenant_id, id DESC);
+
+CREATE INDEX dead_letter_queue_dead_at_idx ON public.dead_letter_queue USING btree (dead_at DESC, delivery_id DESC);
+
+CREATE INDEX dead_letter_queue_tenant_idx ON public.dead_letter_queue USING btree (tenant_id, dead_at DESC, delivery_id DESC);
+
+CREATE INDEX dead_letter_queue_webhook_idx ON public.dead_letter_queue USING btree (webhook_id, dead_at DESC);
+
+CREATE INDEX deliveries_due_idx ON public.deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::public.delivery_status);
+
+CREATE INDEX deliveries_event_id_idx ON public.deliveries USING btree (event_id);
+
+CREATE INDEX deliveries_fifo_head_idx ON public.deliveries USING btree (webhook_id, fifo_seq) WHERE ((fifo_seq IS NOT NULL) AND (status = ANY (ARRAY['pending'::public.delivery_status, 'in_flight'::public.delivery_status])));
+
+CREATE INDEX deliveries_in_flight_idx ON public.deliveries USING btree (tenant_id, webhook_id) WHERE (status = 'in_flight'::public.delivery_status);
+
+COMMENT ON INDEX public.deliveries_in_flight_idx IS 'In-flight deliveries per tenant and webhook: the claim counts them against max_concurrent_deliveries and max_concurrency.';
+
+CREATE INDEX deliveries_lease_idx ON public.deliveries USING btree (lease_expires_at) WHERE (status = 'in_flight'::public.delivery_status);
+
+CREATE INDEX deliveries_pending_webhook_idx ON public.deliveries USING btree (webhook_id, next_attempt_at) WHERE (status = 'pending'::public.delivery_status);
+
+COMMENT ON INDEX public.deliveries_pending_webhook_idx IS 'Pending deliveries per webhook, oldest first: the claim takes a webhook''s oldest due rows, and skip-scans for webhooks with due rows behind a head that concurrency limits hold back; parking on disable.';
+
+CREATE INDEX deliveries_tenant_id_idx ON public.deliveries USING btree (tenant_id, id DESC);
+
+CREATE INDEX deliveries_webhook_id_idx ON public.deliveries USING btree (webhook_id, id DESC);
+
+CREATE INDEX delivery_attempts_delivery_id_idx ON public.delivery_attempts USING btree (delivery_id, attempt);
+
+CREATE INDEX delivery_attempts_started_at_idx ON public.delivery_attempts USING btree (started_at);
+
+CREATE INDEX events_tenant_id_idx ON public.events USING btree (tenant_id, id DESC);
+
+CREATE UNIQUE INDEX events_tenant_idempotency_key ON public.events USING btree (tenant_id, idempotency_key);
+
+CREATE INDEX events_tenant_type_idx ON public.events USING btree (tenant_id, type, id DESC);
+
+CREATE INDEX webhook_recoveries_webhook_idx ON public.webhook_recoveries USING btree (webhook_id, since);
+
+COMMENT ON INDEX public.webhook_recoveries_webhook_idx IS 'Finding a running recovery of the same webhook and window.';
+
+CREATE INDEX webhooks_event_types_idx ON public.webhooks USING gin (event_types) WHERE ((deleted_at IS NULL) AND enabled);
+
+CREATE INDEX webhooks_tenant_id_idx ON public.webhooks USING btree (tenant_id, id DESC);
+
+CREATE TRIGGER events_immutable BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION public.postbox_events_immutable();
+
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.postbox_events_immutable();
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_delivery_id_deliveries_id_fk FOREIGN KEY (delivery_id) REFERENCES public.deliveries(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_event_id_events_id_fk FOREIGN KEY (event_id) REFERENCES public.events(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.dead_letter_queue
+    ADD CONSTRAINT dead_letter_queue_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.deliveries
+    ADD CONSTRAINT deliveries_event_id_events_id_fk FOREIGN KEY (event_id) REFERENCES public.events(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.deliveries
+    ADD CONSTRAINT deliveries_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.deliveries
+    ADD CONSTRAINT deliveries_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.delivery_attempts
+    ADD CONSTRAINT delivery_attempts_delivery_id_deliveries_id_fk FOREIGN KEY (delivery_id) REFERENCES public.deliveries(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.quotas
+    ADD CONSTRAINT quotas_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.rate_windows
+    ADD CONSTRAINT rate_windows_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_recoveries
+    ADD CONSTRAINT webhook_recoveries_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+COMMENT ON CONSTRAINT webhook_recoveries_tenant_id_tenants_id_fk ON public.webhook_recoveries IS 'A tenant''s recoveries go with it.';
+
+ALTER TABLE ONLY public.webhook_recoveries
+    ADD CONSTRAINT webhook_recoveries_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
+COMMENT ON CONSTRAINT webhook_recoveries_webhook_id_webhooks_id_fk ON public.webhook_recoveries IS 'A webhook''s recoveries go with it (webhooks are soft-deleted, so only a hard delete removes them).';
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
