@@ -6,6 +6,7 @@
  *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
  *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
+ *   BENCH_ORDERING=fifo BENCH_PRELOAD=2000 BENCH_DURATION=0 npm run bench:e2e  # the same, FIFO webhook
  *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery throughput: queue 20k events
  *                                                       # with /events/batch, time until all delivered
  *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
@@ -30,6 +31,7 @@ const WEBHOOKS = env('BENCH_WEBHOOKS', 1);
 const RATE = env('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
 const DRAIN_TIMEOUT_MS = env('BENCH_DRAIN_TIMEOUT_MS', 60_000);
 const PRELOAD = env('BENCH_PRELOAD', 0); // events queued by /events/batch before the timed ingest
+const ORDERING = process.env.BENCH_ORDERING ?? 'none'; // 'fifo': the webhooks deliver one at a time, in order
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 function percentile(sorted: number[], p: number): number {
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
         url: receiverUrl,
         event_types: ['bench.*'],
         max_concurrency: 100,
+        ordering: ORDERING,
       });
     }
 

@@ -52,6 +52,7 @@ export const WebhookSchema = v.strictObject({
   enabled: v.boolean(),
   disabled_reason: nullable(v.string()),
   filter: v.pipe(v.unknown(), v.description('the payload filter (docs/filters.md), or null')),
+  ordering: v.picklist(['none', 'fifo']),
   created_at: Time,
   updated_at: Time,
 });
@@ -186,6 +187,10 @@ export const DeadLetterSchema = v.strictObject({
   last_error: nullable(v.string()),
   attempts: Int,
   dead_at: Time,
+  fifo_order_broken: v.pipe(
+    v.boolean(),
+    v.description('true when the webhook is FIFO: the deliveries queued after this one were sent past it'),
+  ),
 });
 export type DeadLetterJson = v.InferOutput<typeof DeadLetterSchema>;
 

@@ -75,12 +75,22 @@ export function lookaheadFor(limit: number): number {
 }
 
 // How many of a webhook's deliveries may be in flight: its adaptive limit (at most max_concurrency, see
-// src/queries/adaptive-concurrency.ts) while closed, none while open, one probe once the cool-down has
-// passed (half-open), minus those in flight (deliveries_in_flight_idx).
-const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed' THEN floor(least(w.concurrency_limit, w.max_concurrency))::int
+// src/queries/adaptive-concurrency.ts) while closed (1 for a FIFO webhook), none while open, one probe
+// once the cool-down has passed (half-open), minus those in flight (deliveries_in_flight_idx).
+const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed'
+              THEN CASE WHEN w.ordering = 'fifo' THEN 1
+                        ELSE floor(least(w.concurrency_limit, w.max_concurrency))::int END
             WHEN w.breaker_open_until <= now() THEN 1 ELSE 0 END
        - (SELECT count(*) FROM deliveries f
            WHERE f.status = 'in_flight' AND f.tenant_id = w.tenant_id AND f.webhook_id = w.id)`;
+// A FIFO webhook's rows (fifo_seq set) are claimable only at the head of its queue: the lowest
+// fifo_seq among its unfinished rows (deliveries_fifo_head_idx). A head in flight, or pending but not
+// yet due (backing off), holds every row behind it; a head that succeeds, fails into the DLQ or is
+// cancelled releases the next. Claims of one tenant are serialised (step 4), so the head this snapshot
+// sees is not being claimed by another statement.
+const FIFO_HEAD = `(d.fifo_seq IS NULL OR d.fifo_seq = (
+         SELECT min(x.fifo_seq) FROM deliveries x
+          WHERE x.webhook_id = d.webhook_id AND x.fifo_seq IS NOT NULL AND x.status IN ('pending', 'in_flight')))`;
 const TENANT_FREE = `q.max_concurrent_deliveries
        - (SELECT count(*) FROM deliveries f WHERE f.status = 'in_flight' AND f.tenant_id = q.tenant_id)`;
 
@@ -204,7 +214,7 @@ WITH RECURSIVE expired AS (
 ), head AS MATERIALIZED (
    SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
      FROM deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND ${FIFO_HEAD}
     ORDER BY d.next_attempt_at
     LIMIT $6
 ), head_hooks AS MATERIALIZED (
@@ -262,7 +272,7 @@ WITH RECURSIVE expired AS (
      CROSS JOIN LATERAL (
        SELECT d.id, d.next_attempt_at, row_number() OVER (ORDER BY d.next_attempt_at) AS n
          FROM deliveries d
-        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now()
+        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now() AND ${FIFO_HEAD}
         ORDER BY d.next_attempt_at
         LIMIT least(bl.free, ceil($2::numeric / (SELECT count(*) FROM behind_live)))) x
 ), behind_tenants AS MATERIALIZED (

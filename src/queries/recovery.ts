@@ -131,6 +131,8 @@ export interface DeadLetterRow {
   lastError: string | null;
   attempts: number;
   deadAt: Date;
+  /** It held a FIFO webhook's queue position: the deliveries behind it were released past it. */
+  fifoOrderBroken: boolean;
   /** dead_at as text with microseconds: a JS Date keeps only milliseconds, too coarse for a cursor. */
   deadAtKey: string;
 }
@@ -148,6 +150,8 @@ export async function listDeadLetters(db: Queryable, f: DeadLetterListFilter): P
     `SELECT delivery_id AS "deliveryId", tenant_id AS "tenantId", webhook_id AS "webhookId",
             event_id AS "eventId", event_type AS "eventType", last_error AS "lastError", attempts,
             dead_at AS "deadAt",
+            EXISTS (SELECT 1 FROM deliveries d WHERE d.id = delivery_id AND d.fifo_seq IS NOT NULL)
+              AS "fifoOrderBroken",
             to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "deadAtKey"
        FROM dead_letter_queue
       WHERE ($1::uuid IS NULL OR tenant_id = $1)

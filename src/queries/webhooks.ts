@@ -22,9 +22,13 @@ export interface WebhookRow {
   disabledReason: string | null;
   /** The payload filter as written (docs/filters.md), or null. */
   filter: unknown;
+  ordering: WebhookOrdering;
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** none: deliveries in parallel; fifo: one at a time in event order (src/queries/claim.ts). */
+export type WebhookOrdering = 'none' | 'fifo';
 
 /** A payload filter and its compiled predicate (src/ingest/payload-filter.ts), or both null. */
 export interface StoredFilter {
@@ -35,7 +39,8 @@ export interface StoredFilter {
 const COLUMNS = `id, tenant_id AS "tenantId", url, event_types AS "eventTypes", description,
   retry_policy AS "retryPolicy", timeout_ms AS "timeoutMs", max_concurrency AS "maxConcurrency",
   floor(least(concurrency_limit, max_concurrency))::int AS "concurrencyLimit",
-  enabled, disabled_reason AS "disabledReason", filter, created_at AS "createdAt", updated_at AS "updatedAt"`;
+  enabled, disabled_reason AS "disabledReason", filter, ordering, created_at AS "createdAt",
+  updated_at AS "updatedAt"`;
 
 export interface NewWebhook {
   id: string;
@@ -48,14 +53,15 @@ export interface NewWebhook {
   timeoutMs: number;
   maxConcurrency: number;
   filter: StoredFilter;
+  ordering: WebhookOrdering;
 }
 
 /** Inserts a webhook. An unknown tenant fails on the foreign key (23503), which callers map to 404. */
 export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<WebhookRow> {
   const { rows } = await db.query<WebhookRow>(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, description, retry_policy,
-                           timeout_ms, max_concurrency, filter, filter_path)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                           timeout_ms, max_concurrency, filter, filter_path, ordering)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      RETURNING ${COLUMNS}`,
     [
       w.id,
@@ -69,6 +75,7 @@ export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<Webho
       w.maxConcurrency,
       w.filter.filter === null ? null : JSON.stringify(w.filter.filter),
       w.filter.filterPath,
+      w.ordering,
     ],
   );
   return rows[0]!;
@@ -136,6 +143,7 @@ export interface WebhookUpdate {
   disabledReason: string | null;
   /** undefined: keep the stored filter. */
   filter: StoredFilter | undefined;
+  ordering: WebhookOrdering;
 }
 
 export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate): Promise<WebhookRow> {
@@ -144,7 +152,8 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
         SET url = $2, event_types = $3, description = $4, retry_policy = $5, timeout_ms = $6,
             max_concurrency = $7, enabled = $8, disabled_reason = $9, updated_at = now(),
             filter = CASE WHEN $10 THEN $11::jsonb ELSE filter END,
-            filter_path = CASE WHEN $10 THEN $12::jsonpath ELSE filter_path END
+            filter_path = CASE WHEN $10 THEN $12::jsonpath ELSE filter_path END,
+            ordering = $13
       WHERE id = $1
       RETURNING ${COLUMNS}`,
     [
@@ -160,9 +169,37 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
       u.filter !== undefined,
       u.filter?.filter == null ? null : JSON.stringify(u.filter.filter),
       u.filter?.filterPath ?? null,
+      u.ordering,
     ],
   );
   return rows[0]!;
+}
+
+/**
+ * A webhook turned FIFO: its unfinished deliveries join the queue in id (creation) order, so they go
+ * first and one at a time. Turned back to none: they leave it and go out in parallel again.
+ */
+export async function requeueForOrdering(
+  db: Queryable,
+  id: string,
+  ordering: WebhookOrdering,
+): Promise<void> {
+  if (ordering === 'fifo')
+    await db.query(
+      `UPDATE deliveries d SET fifo_seq = s.seq
+         FROM (SELECT o.id, nextval('deliveries_fifo_seq') AS seq
+                 FROM (SELECT id FROM deliveries
+                        WHERE webhook_id = $1 AND fifo_seq IS NULL AND status IN ('pending', 'in_flight')
+                        ORDER BY id) o) s
+        WHERE d.id = s.id`,
+      [id],
+    );
+  else
+    await db.query(
+      `UPDATE deliveries SET fifo_seq = NULL
+        WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND status IN ('pending', 'in_flight')`,
+      [id],
+    );
 }
 
 /**

@@ -68,6 +68,7 @@ describe('GET /dlq', () => {
         last_error: 'HTTP 500',
         attempts: 5,
         dead_at: '2026-01-01T00:00:00.000Z',
+        fifo_order_broken: false,
       },
     ]);
   });

@@ -79,6 +79,7 @@ describe('POST /webhooks', () => {
       enabled: true,
       disabled_reason: null,
       filter: null,
+      ordering: 'none',
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });

@@ -23,6 +23,7 @@ export function deadLetterJson(row: DeadLetterRow): DeadLetterJson {
     last_error: row.lastError,
     attempts: row.attempts,
     dead_at: row.deadAt.toISOString(),
+    fifo_order_broken: row.fifoOrderBroken,
   };
 }
 

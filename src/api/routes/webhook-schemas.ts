@@ -82,6 +82,13 @@ export function webhookFilter(filter: unknown): StoredFilter {
   return { filter, filterPath: parsed.compiled };
 }
 
+const Ordering = v.pipe(
+  v.picklist(['none', 'fifo'], 'must be "none" or "fifo"'),
+  v.description(
+    'fifo: one delivery in flight at a time, in the order events were queued; a dead-lettered head releases the next (docs/fifo.md)',
+  ),
+);
+
 const TimeoutMs = wholeNumber(1000, 30_000);
 // A ceiling: the limit in force adapts below it (src/queries/adaptive-concurrency.ts).
 const MaxConcurrency = wholeNumber(1, 1000);
@@ -95,6 +102,7 @@ export const CreateWebhook = v.strictObject({
   timeout_ms: v.optional(TimeoutMs),
   max_concurrency: v.optional(MaxConcurrency),
   filter: v.optional(Filter),
+  ordering: v.optional(Ordering),
   tenant_id: v.optional(Uuid),
 });
 
@@ -106,6 +114,7 @@ export const UpdateWebhook = v.strictObject({
   timeout_ms: v.optional(TimeoutMs),
   max_concurrency: v.optional(MaxConcurrency),
   filter: v.optional(Filter),
+  ordering: v.optional(Ordering),
   enabled: v.optional(v.boolean('must be true or false')),
 });
 

@@ -33,6 +33,7 @@ import {
   listWebhooks,
   lockWebhook,
   parkWebhookDeliveries,
+  requeueForOrdering,
   resumeWebhook,
   rotateWebhookSecret,
   softDeleteWebhook,
@@ -54,6 +55,7 @@ export function webhookJson(row: WebhookRow): WebhookJson {
     enabled: row.enabled,
     disabled_reason: row.disabledReason,
     filter: row.filter ?? null,
+    ordering: row.ordering,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
@@ -96,6 +98,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         timeoutMs: input.timeout_ms ?? WEBHOOK_DEFAULTS.timeoutMs,
         maxConcurrency: input.max_concurrency ?? WEBHOOK_DEFAULTS.maxConcurrency,
         filter,
+        ordering: input.ordering ?? 'none',
       });
       const { id: _id, tenant_id: _t, created_at: _c, updated_at: _u, ...fields } = webhookJson(webhook);
       await insertAudit(tx, audit(req, 'webhook.create', webhook, fields));
@@ -140,6 +143,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         timeoutMs: input.timeout_ms ?? current.timeoutMs,
         maxConcurrency: input.max_concurrency ?? current.maxConcurrency,
         filter,
+        ordering: input.ordering ?? current.ordering,
         enabled,
         // Keep an earlier reason (e.g. an automatic disable) when disabling again.
         disabledReason: enabled ? null : (current.disabledReason ?? `disabled by ${by}`),
@@ -154,6 +158,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
       // an enabled webhook) closes the circuit breaker and makes parked deliveries due; then wake the
       // workers (sent on COMMIT).
       if (current.enabled && !enabled) await parkWebhookDeliveries(tx, id);
+      if (updated.ordering !== current.ordering) await requeueForOrdering(tx, id, updated.ordering);
       if (input.enabled === true) {
         await resumeWebhook(tx, id);
         await notifyDeliveriesDue(tx);
