@@ -96,7 +96,7 @@ it('scrapes the API and the worker process and serves a Postbox series back', as
       const r = await query('up == 1');
       return r.length === 2 ? r : undefined;
     },
-    { timeoutMs: 60_000, intervalMs: 250, what: 'both targets up' },
+    { timeoutMs: 150_000, intervalMs: 250, what: 'both targets up' },
   );
   expect(up.map((r) => `${r.metric.job}/${r.metric.role}`).sort()).toEqual([
     'postbox-api/api',
@@ -112,7 +112,7 @@ it('scrapes the API and the worker process and serves a Postbox series back', as
     { timeoutMs: 30_000, intervalMs: 250, what: 'postbox_queue_depth from both jobs' },
   );
   expect(depth.every((s) => Number.isFinite(Number(s.value[1])))).toBe(true);
-}, 120_000);
+}, 240_000);
 
 it('loads the alert rules from where compose mounts them', async () => {
   const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`);
