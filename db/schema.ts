@@ -349,3 +349,36 @@ export const webhookRecoveries = pgTable(
   },
   (t) => [index('webhook_recoveries_webhook_idx').on(t.webhookId, t.since)],
 );
+
+/**
+ * Operational notices that are batched: `postbox.delivery.dead_lettered` per webhook and
+ * `postbox.tenant.quota_exceeded` per quota. The state change adds to `pending_count` in its own
+ * transaction (a trigger); postbox.flush_notices() turns a due row into one event and resets it.
+ */
+export const noticeDigests = pgTable(
+  'notice_digests',
+  {
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    subject: text('subject').notNull(),
+    pendingCount: integer('pending_count').notNull().default(0),
+    firstAt: tstz('first_at'),
+    lastAt: tstz('last_at'),
+    sample: jsonb('sample')
+      .notNull()
+      .default(sql`'[]'::jsonb`),
+    details: jsonb('details')
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    notBefore: tstz('not_before').notNull().defaultNow(),
+    flushedAt: tstz('flushed_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.type, t.subject] }),
+    index('notice_digests_due_idx')
+      .on(t.notBefore)
+      .where(sql`pending_count > 0`),
+  ],
+);

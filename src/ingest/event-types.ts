@@ -19,6 +19,11 @@ export function isEventType(value: string): boolean {
   return EVENT_TYPE.test(value);
 }
 
+/** Postbox's own event types (operational notices), reserved: producers cannot send them. */
+export function isOperationalEventType(type: string): boolean {
+  return type.startsWith('postbox.');
+}
+
 /** `*`, an exact type, or `prefix.*` whose prefix is itself a valid type (so at most 202 characters). */
 export function isEventTypePattern(value: string): boolean {
   if (value === '*') return true;

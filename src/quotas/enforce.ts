@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EventRateLimiter, type QuotaGrant } from './event-rate-limiter.js';
+import { noteEventRateExceeded } from '../queries/notices.js';
 
 export type { QuotaGrant } from './event-rate-limiter.js';
 
@@ -40,12 +41,35 @@ export async function enforceEventQuota(
   const limiter = limiterFor(ctx);
   const decisions = await Promise.all([...counts].map(([id, n]) => limiter.consume(id, n)));
   const grants = decisions.flatMap((d) => (d.ok ? [d.grant] : []));
-  const refused = decisions.find((d) => !d.ok);
+  const refusedAt = decisions.findIndex((d) => !d.ok);
+  const refused = decisions[refusedAt];
   if (refused && !refused.ok) {
     void releaseEventQuota(ctx, grants);
+    noteRefusal(ctx, [...counts.keys()][refusedAt]!);
     throw AppError.rateLimited(refused.retryAfterSeconds, refused.message);
   }
   return grants;
+}
+
+/** Per pool: when each tenant's last refusal was noted, so a flood of 429s writes once a second. */
+const lastNoted = new WeakMap<pg.Pool, Map<string, number>>();
+const NOTE_EVERY_MS = 1000;
+
+/**
+ * A refusal goes into the tenant's postbox.tenant.quota_exceeded digest (sent as an operational
+ * notice at most once a minute), at most once a second per tenant and process. Not awaited: the 429
+ * does not wait for it, and a failure to note it only costs the notice.
+ */
+function noteRefusal(ctx: { pool: pg.Pool; logger?: Logger }, tenantId: string): void {
+  let noted = lastNoted.get(ctx.pool);
+  if (!noted) lastNoted.set(ctx.pool, (noted = new Map()));
+  const now = Date.now();
+  if ((noted.get(tenantId) ?? 0) > now - NOTE_EVERY_MS) return;
+  if (noted.size > 10_000) noted.clear();
+  noted.set(tenantId, now);
+  noteEventRateExceeded(ctx.pool, tenantId).catch((err: Error) =>
+    ctx.logger?.warn('could not note an exceeded quota', { tenant_id: tenantId, error: err.message }),
+  );
 }
 
 /** Gives back grants whose events were not stored (the ingest failed). Never throws. */

@@ -12,6 +12,7 @@ import { runMigrations } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from '../delivery/engine.js';
 import { startMaintenance } from '../maintenance/scheduler.js';
+import { startNoticeFlusher, type NoticeFlusher } from '../operational/notice-flusher.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { deliveryMetricsHooks } from './delivery-metrics.js';
 import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
@@ -49,6 +50,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
   let pool: pg.Pool | undefined;
   let maintenance: Awaited<ReturnType<typeof startMaintenance>> | undefined;
   let engine: DeliveryEngine | undefined;
+  let notices: NoticeFlusher | undefined;
   let app: express.Express | undefined;
   let metrics: Metrics;
   try {
@@ -83,12 +85,14 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
         retentionDays: config.RETENTION_DAYS,
         retentionCron: config.RETENTION_CRON,
       });
+      notices = startNoticeFlusher({ pool, logger });
       engine = await startDeliveryEngine({
         ...deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }),
         hooks: deliveryMetricsHooks(metrics),
       });
     }
   } catch (err) {
+    await notices?.stop();
     await maintenance?.stop(0).catch(() => {});
     await pool?.end().catch(() => {});
     await embedded?.stop().catch(() => {});
@@ -105,7 +109,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     async stop() {
       // The engine and maintenance before the pool: both still write through it. Side by side, so
       // the process stays within one grace period.
-      await Promise.all([engine?.stop(), maintenance?.stop(config.SHUTDOWN_GRACE_MS)]);
+      await Promise.all([engine?.stop(), maintenance?.stop(config.SHUTDOWN_GRACE_MS), notices?.stop()]);
       await startedPool.end();
       await embedded?.stop();
     },

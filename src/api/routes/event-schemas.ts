@@ -2,7 +2,7 @@
 import * as v from 'valibot';
 import { PageQuery } from '../pagination.js';
 import { IsoDate, Uuid } from '../validate.js';
-import { EVENT_TYPE_MAX_LENGTH, isEventType } from '../../ingest/event-types.js';
+import { EVENT_TYPE_MAX_LENGTH, isEventType, isOperationalEventType } from '../../ingest/event-types.js';
 
 export const MAX_BATCH_EVENTS = 1000;
 
@@ -11,6 +11,12 @@ const EventType = v.pipe(
   v.minLength(1, 'must not be empty'),
   v.maxLength(EVENT_TYPE_MAX_LENGTH, `must be at most ${EVENT_TYPE_MAX_LENGTH} characters`),
   v.check(isEventType, 'may contain only letters, digits and _ . : - (no *)'),
+);
+
+/** What a producer may send: postbox.* is Postbox's own (operational notices), so a receiver can trust it. */
+const ProducerEventType = v.pipe(
+  EventType,
+  v.check((t: string) => !isOperationalEventType(t), 'postbox.* event types are reserved for Postbox itself'),
 );
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
@@ -27,7 +33,7 @@ export const IdempotencyKey = v.pipe(
 export const Timestamp = IsoDate;
 
 export const EventBody = v.strictObject({
-  type: EventType,
+  type: ProducerEventType,
   // Any JSON value, null included; only a missing key is an error (strictObject reports it).
   payload: v.unknown(),
   timestamp: v.optional(Timestamp),
