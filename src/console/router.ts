@@ -14,6 +14,8 @@ import { parseInput, QueryString, Uuid } from '../api/validate.js';
 import type { WebhookHealthJson } from '../api/response-schemas.js';
 import { projectRoot } from '../paths.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
+import { getWebhook } from '../queries/webhooks.js';
+import { webhookAttemptsPerHour } from '../queries/webhook-stats.js';
 
 /** Resolved from the project root, so it is the same folder under src/ (tests) and dist/ (npm start). */
 export const consolePublicDir = join(projectRoot, 'src', 'console', 'public');
@@ -48,6 +50,23 @@ export const HealthQuery = v.strictObject(
   {
     ...PageQuery,
     tenant_id: v.optional(v.pipe(QueryString, Uuid)),
+  },
+  'is not a known query parameter',
+);
+
+export const StatsParams = v.object({ id: Uuid });
+export const StatsQuery = v.strictObject(
+  {
+    hours: v.optional(
+      v.pipe(
+        QueryString,
+        v.regex(/^\d+$/, 'must be a whole number'),
+        v.transform(Number),
+        v.minValue(1, 'must be at least 1'),
+        v.maxValue(168, 'must be at most 168 (a week)'),
+      ),
+      '24',
+    ),
   },
   'is not a known query parameter',
 );
@@ -109,6 +128,25 @@ export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
     const result = page(rows, q.limit, (row) => [row.id]);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ data: result.data.map(webhookHealthJson), next_cursor: result.next_cursor });
+  });
+
+  // One webhook's attempts per hour (succeeded / failed) for the console's chart.
+  router.get('/console/api/webhooks/:id/stats', ...guard, async (req, res) => {
+    const { id } = parseInput(StatsParams, req.params, 'path');
+    const { hours } = parseInput(StatsQuery, req.query, 'query');
+    const scope = readScope(req);
+    if (!(await getWebhook(ctx.pool, id, scope))) throw AppError.notFound('webhook');
+    const buckets = await webhookAttemptsPerHour(ctx.pool, id, scope ?? null, hours);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      webhook_id: id,
+      hours,
+      buckets: buckets.map((b) => ({
+        start: b.start.toISOString(),
+        succeeded: b.succeeded,
+        failed: b.failed,
+      })),
+    });
   });
 
   router.use(

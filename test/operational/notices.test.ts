@@ -149,7 +149,7 @@ describe('operational webhooks', () => {
         .filter((r) => String(r.headers['x-webhook-event']).startsWith('postbox.')),
     ).toEqual([]);
     expect(everything.id).toBeDefined();
-  });
+  }, 120_000);
 
   it('tells breaker_opened and then recovered when the endpoint comes back', async () => {
     const t = await tenantWithOps('recover', ['postbox.endpoint.*']);
@@ -174,7 +174,7 @@ describe('operational webhooks', () => {
     expect(types.indexOf('postbox.endpoint.breaker_opened')).toBeLessThan(
       types.indexOf('postbox.endpoint.recovered'),
     );
-  });
+  }, 120_000);
 
   it('500 dead deliveries make one dead_lettered notice with the count, and the DLQ quota one quota_exceeded', async () => {
     const t = await tenantWithOps('dead', ['postbox.delivery.*', 'postbox.tenant.quota_exceeded'], {
@@ -220,7 +220,7 @@ describe('operational webhooks', () => {
       { timeoutMs: 30_000, what: 'the next deaths to be counted' },
     );
     expect(await f.flushNow()).toBe(0);
-  });
+  }, 120_000);
 
   it('a window later, the deaths counted meanwhile go out in the next notice', async () => {
     const t = await tenantWithOps('window', ['postbox.delivery.dead_lettered']);
@@ -244,7 +244,7 @@ describe('operational webhooks', () => {
     const written = notices.map((n) => Date.parse(n.body.timestamp)).sort((a, b) => a - b);
     expect(written[1]! - written[0]!).toBeGreaterThanOrEqual(1500);
     expect(notices.every((n) => n.body.data.webhook_id === dies.id)).toBe(true);
-  });
+  }, 120_000);
 
   it('an event rate over the quota is told as quota_exceeded', async () => {
     const t = await tenantWithOps('rate', ['postbox.tenant.*'], { max_events_per_sec: 1 });
@@ -277,7 +277,7 @@ describe('operational webhooks', () => {
       type: 'postbox.tenant.quota_exceeded',
       data: { quota: 'max_events_per_sec', limit: 1 },
     });
-  });
+  }, 120_000);
 
   it('is written with its cause: a rolled-back disable tells nothing, a committed one tells once', async () => {
     const t = await tenantWithOps('tx', ['postbox.endpoint.disabled']);
@@ -311,7 +311,7 @@ describe('operational webhooks', () => {
     // Disabling an already disabled webhook is no new state change.
     await app.request('PATCH', `/webhooks/${hook.id}`, { key: t.tenant.apiKey, body: { enabled: false } });
     expect(await count()).toBe(1);
-  });
+  }, 120_000);
 
   it('refuses postbox.* event types from producers', async () => {
     const tenant = await app.createTenant('producer');
@@ -326,5 +326,5 @@ describe('operational webhooks', () => {
       body: { events: [{ type: 'postbox.tenant.quota_exceeded', payload: {} }] },
     });
     expect(batch.status).toBe(400);
-  });
+  }, 120_000);
 });

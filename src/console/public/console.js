@@ -4,6 +4,7 @@
 import { api, ApiError, clearKey, getKey, query, setKey } from './api.js';
 import { badge, el, flash, link, pagedTable, percent, shortId, table, time } from './dom.js';
 import { fromLocalInput, toLocalInput } from './dom.js';
+import { webhookPages } from './webhook-pages.js';
 
 const STATUSES = ['pending', 'in_flight', 'succeeded', 'failed', 'cancelled'];
 
@@ -82,7 +83,7 @@ const webhookColumns = () => [
   {
     title: 'Webhook',
     cell: (w) => [
-      el('div', { class: 'desc' }, w.description ?? ''),
+      el('div', { class: 'desc' }, link(`#/webhooks/${enc(w.id)}`, w.description || 'Manage')),
       el('div', { class: 'url' }, w.url),
       el('code', {}, w.id),
     ],
@@ -127,7 +128,17 @@ async function webhooksPage() {
     { emptyText: 'No webhooks yet.', onError: showError },
   );
   await list.load();
-  return [el('h2', {}, 'Webhooks'), list.node];
+  return [
+    el('h2', {}, 'Webhooks'),
+    el(
+      'p',
+      {},
+      link('#/webhooks/new', 'Register a webhook'),
+      ' · ',
+      el('span', { class: 'hint' }, 'open one to edit, disable, rotate its secret or send a test event'),
+    ),
+    list.node,
+  ];
 }
 
 function deliveryFilterForm(params, webhooks) {
@@ -310,7 +321,15 @@ function paint(seq, nodes) {
   main.replaceChildren(...[nodes].flat());
 }
 
+const manage = webhookPages({ session: () => session, render, actionButton, showError });
+
 async function pageFor(path, params) {
+  if (path === '/webhooks/new') return manage.newWebhookPage();
+  const webhook = /^\/webhooks\/([^/]+?)(\/edit)?$/.exec(path);
+  if (webhook)
+    return webhook[2]
+      ? manage.editWebhookPage(decodeURIComponent(webhook[1]))
+      : manage.webhookPage(decodeURIComponent(webhook[1]));
   const delivery = /^\/deliveries\/([^/]+)$/.exec(path);
   if (delivery) return deliveryPage(decodeURIComponent(delivery[1]));
   if (path === '/deliveries') return deliveriesPage(params);
