@@ -288,6 +288,16 @@ export const WebhookHealthSchema = v.strictObject({
 });
 export type WebhookHealthJson = v.InferOutput<typeof WebhookHealthSchema>;
 
+export const WebhookStatsSchema = v.strictObject({
+  webhook_id: Id,
+  hours: Int,
+  buckets: v.pipe(
+    v.array(v.strictObject({ start: Time, succeeded: Int, failed: Int })),
+    v.description('one per hour of the window, oldest first; attempts answered 2xx, and all others'),
+  ),
+});
+export type WebhookStatsJson = v.InferOutput<typeof WebhookStatsSchema>;
+
 /**
  * Named schemas: each becomes `#/components/schemas/<name>` in the document and is referenced
  * wherever it appears. Add a response schema here to give it a name.
@@ -312,6 +322,7 @@ export const NAMED_SCHEMAS = {
   DeadLetter: DeadLetterSchema,
   Audit: AuditSchema,
   WebhookHealth: WebhookHealthSchema,
+  WebhookStats: WebhookStatsSchema,
   ApiKey: ApiKeySchema,
   ApiKeyCreated: ApiKeyCreatedSchema,
 } satisfies Record<string, v.GenericSchema>;

@@ -11,7 +11,8 @@ import type { ApiContext } from '../api/context.js';
 import { listScope, principalOf } from '../api/middleware/auth.js';
 import { idCursor, page, PageQuery } from '../api/pagination.js';
 import { parseInput, QueryString, Uuid } from '../api/validate.js';
-import type { WebhookHealthJson } from '../api/response-schemas.js';
+import { AppError } from '../errors.js';
+import type { WebhookHealthJson, WebhookStatsJson } from '../api/response-schemas.js';
 import { projectRoot } from '../paths.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
 import { getWebhook } from '../queries/webhooks.js';
@@ -138,7 +139,7 @@ export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
     if (!(await getWebhook(ctx.pool, id, scope))) throw AppError.notFound('webhook');
     const buckets = await webhookAttemptsPerHour(ctx.pool, id, scope ?? null, hours);
     res.setHeader('Cache-Control', 'no-store');
-    res.json({
+    const answer: WebhookStatsJson = {
       webhook_id: id,
       hours,
       buckets: buckets.map((b) => ({
@@ -146,7 +147,8 @@ export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
         succeeded: b.succeeded,
         failed: b.failed,
       })),
-    });
+    };
+    res.json(answer);
   });
 
   router.use(

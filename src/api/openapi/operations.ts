@@ -29,7 +29,7 @@ import {
   TenantKeyParams,
   TenantParams as KeyOwnerParams,
 } from '../routes/api-keys.js';
-import { HealthQuery } from '../../console/router.js';
+import { HealthQuery, StatsParams, StatsQuery } from '../../console/router.js';
 import { RecoverBody, TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
@@ -387,5 +387,14 @@ export const OPERATIONS: readonly Operation[] = [
     query: HealthQuery,
     responses: { 200: R.pageOf(R.WebhookHealthSchema) },
     errors: [404],
+  },
+  {
+    route: 'GET /console/api/webhooks/:id/stats',
+    tag: 'Console',
+    summary: "One webhook's attempts per hour (succeeded / failed) over the last `hours` (1–168, default 24)",
+    auth: 'key',
+    params: StatsParams,
+    query: StatsQuery,
+    responses: { 200: R.WebhookStatsSchema },
   },
 ];
