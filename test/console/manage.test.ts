@@ -138,7 +138,7 @@ describe('managing a webhook from the console', () => {
       expect.arrayContaining(['webhook.create', 'webhook.update', 'webhook.rotate_secret']),
     );
     await page.close();
-  });
+  }, 120_000);
 
   it('sends a test event and shows the outcome, the response excerpt as text', async () => {
     const created = await app.request('POST', '/webhooks', {
@@ -173,7 +173,7 @@ describe('managing a webhook from the console', () => {
     expect(await page.evaluate('window.__xss')).toBeUndefined();
     expect(await page.locator('main img, main script').count()).toBe(0);
     await page.close();
-  });
+  }, 120_000);
 
   it("draws the webhook's attempts per hour from the API's numbers, and shows HTML in its URL as text", async () => {
     receiver.status = 200;
@@ -237,7 +237,7 @@ describe('managing a webhook from the console', () => {
     expect(await page.evaluate('window.__xss')).toBeUndefined();
     expect(await page.locator('main img, main script').count()).toBe(0);
     await page.close();
-  });
+  }, 120_000);
 
   it('the stats route keeps tenants apart and checks its input', async () => {
     const other = await app.createTenant('not-yours');
@@ -256,5 +256,5 @@ describe('managing a webhook from the console', () => {
     expect((await app.request('GET', `/console/api/webhooks/nope/stats`, { key: other.apiKey })).status).toBe(
       400,
     );
-  });
+  }, 120_000);
 });

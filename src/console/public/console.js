@@ -318,7 +318,8 @@ function paint(seq, nodes) {
   document.getElementById('nav').hidden = !session;
   document.getElementById('who').textContent =
     session?.kind === 'admin' ? 'admin (all tenants)' : session ? `tenant ${session.tenant_id}` : '';
-  main.replaceChildren(...[nodes].flat());
+  // Pages return nested arrays of nodes, with null for parts they leave out.
+  main.replaceChildren(...[nodes].flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 const manage = webhookPages({ session: () => session, render, actionButton, showError });
