@@ -6,7 +6,7 @@ import { EVENT_TYPE_MAX_LENGTH, isEventType, isOperationalEventType } from '../.
 
 export const MAX_BATCH_EVENTS = 1000;
 
-const EventType = v.pipe(
+export const EventType = v.pipe(
   v.string('must be a string'),
   v.minLength(1, 'must not be empty'),
   v.maxLength(EVENT_TYPE_MAX_LENGTH, `must be at most ${EVENT_TYPE_MAX_LENGTH} characters`),
