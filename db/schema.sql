@@ -73,6 +73,47 @@ $$;
 
 COMMENT ON FUNCTION postbox.consume_event_quota(tenant uuid, n integer) IS 'Adds n events to the tenant''s current one-second window if max_events_per_sec allows; no row when the tenant has no quotas.';
 
+CREATE FUNCTION postbox.dead_letter_notices() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO notice_digests AS n (tenant_id, type, subject, pending_count, first_at, last_at, sample, details)
+  SELECT a.tenant_id, 'postbox.delivery.dead_lettered', a.webhook_id::text, count(*), min(a.dead_at), max(a.dead_at),
+         to_jsonb((array_agg(jsonb_build_object('delivery_id', a.delivery_id, 'event_id', a.event_id,
+                                                'event_type', a.event_type, 'last_error', a.last_error)
+                             ORDER BY a.dead_at, a.delivery_id))[1:10]),
+         jsonb_build_object('webhook_id', a.webhook_id, 'url', (SELECT url FROM webhooks WHERE id = a.webhook_id))
+    FROM added a
+   WHERE a.event_type NOT LIKE 'postbox.%'
+   GROUP BY a.tenant_id, a.webhook_id
+   ORDER BY a.tenant_id, a.webhook_id::text
+  ON CONFLICT (tenant_id, type, subject) DO UPDATE
+     SET pending_count = n.pending_count + EXCLUDED.pending_count,
+         first_at = coalesce(n.first_at, EXCLUDED.first_at),
+         last_at = greatest(n.last_at, EXCLUDED.last_at),
+         sample = to_jsonb((ARRAY(SELECT jsonb_array_elements(n.sample || EXCLUDED.sample)))[1:10]),
+         details = EXCLUDED.details;
+
+  -- max_dlq_size: the DLQ went from within the limit to over it in this statement (counted no further
+  -- than needed, by dead_letter_queue_tenant_idx).
+  INSERT INTO notice_digests AS n (tenant_id, type, subject, pending_count, first_at, last_at, details)
+  SELECT t.tenant_id, 'postbox.tenant.quota_exceeded', 'max_dlq_size', 1, now(), now(),
+         jsonb_build_object('quota', 'max_dlq_size', 'limit', q.max_dlq_size, 'current', c.size)
+    FROM (SELECT tenant_id, count(*) AS added FROM added GROUP BY tenant_id) t
+    JOIN quotas q ON q.tenant_id = t.tenant_id
+   CROSS JOIN LATERAL (
+     SELECT count(*) AS size FROM (SELECT 1 FROM dead_letter_queue l WHERE l.tenant_id = t.tenant_id
+                                    LIMIT q.max_dlq_size + t.added + 1) s) c
+   WHERE c.size > q.max_dlq_size AND c.size - t.added <= q.max_dlq_size
+   ORDER BY t.tenant_id
+  ON CONFLICT (tenant_id, type, subject) DO UPDATE
+     SET pending_count = n.pending_count + 1, first_at = coalesce(n.first_at, EXCLUDED.first_at),
+         last_at = EXCLUDED.last_at, details = EXCLUDED.details;
+  RETURN NULL;
+END $$;
+
+COMMENT ON FUNCTION postbox.dead_letter_notices() IS 'Trigger: deliveries entering the DLQ add to their webhook''s postbox.delivery.dead_lettered digest, and a DLQ crossing max_dlq_size to the tenant''s postbox.tenant.quota_exceeded digest, in the same transaction.';
+
 CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_catalog', 'pg_temp'
@@ -112,6 +153,35 @@ $$;
 
 COMMENT ON FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field), PB413 payload over 1 MiB, PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
 
+CREATE FUNCTION postbox.emit_operational(p_tenant uuid, p_type text, p_payload jsonb, p_subject uuid) RETURNS uuid
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  patterns text[] := array_remove(postbox.event_type_patterns(p_type), '*');
+  event_id uuid;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM webhooks w
+                  WHERE w.tenant_id = p_tenant AND w.event_types && patterns
+                    AND w.deleted_at IS NULL AND w.enabled AND w.id IS DISTINCT FROM p_subject
+                    AND (w.filter_path IS NULL OR p_payload @@ w.filter_path)) THEN
+    RETURN NULL; -- nobody listens: no event is stored
+  END IF;
+  event_id := postbox.uuidv7();
+  INSERT INTO events (id, tenant_id, type, payload, occurred_at) VALUES (event_id, p_tenant, p_type, p_payload, now());
+  -- As postbox.ingest does: a webhook's payload filter applies, and a fifo webhook's order is kept.
+  INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, next_attempt_at, fifo_seq)
+  SELECT postbox.uuidv7(), p_tenant, event_id, w.id, now(),
+         CASE WHEN w.ordering = 'fifo' THEN nextval('deliveries_fifo_seq') END
+    FROM webhooks w
+   WHERE w.tenant_id = p_tenant AND w.event_types && patterns
+     AND w.deleted_at IS NULL AND w.enabled AND w.id IS DISTINCT FROM p_subject
+     AND (w.filter_path IS NULL OR p_payload @@ w.filter_path)
+   ORDER BY w.id;
+  RETURN event_id;
+END $$;
+
+COMMENT ON FUNCTION postbox.emit_operational(p_tenant uuid, p_type text, p_payload jsonb, p_subject uuid) IS 'Stores a postbox.* event and one pending delivery per enabled webhook of the tenant subscribed to it by name (not by *) whose payload filter matches, except the webhook it is about. Returns the event id, or NULL when no webhook listens (nothing stored). Runs in the caller''s transaction.';
+
 CREATE FUNCTION postbox.event_type_patterns(event_type text) RETURNS text[]
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
@@ -123,6 +193,32 @@ CREATE FUNCTION postbox.event_type_patterns(event_type text) RETURNS text[]
 $$;
 
 COMMENT ON FUNCTION postbox.event_type_patterns(event_type text) IS 'The webhook event_types patterns that match a type (*, the type, and every prefix.*); ingest matches with event_types && these.';
+
+CREATE FUNCTION postbox.flush_notices(p_max integer, p_window_ms bigint) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  d record;
+  sent int := 0;
+BEGIN
+  FOR d IN SELECT * FROM notice_digests
+            WHERE pending_count > 0 AND not_before <= now()
+            ORDER BY not_before LIMIT p_max FOR UPDATE SKIP LOCKED LOOP
+    PERFORM postbox.emit_operational(d.tenant_id, d.type,
+      d.details || jsonb_build_object('count', d.pending_count, 'first_at', d.first_at, 'last_at', d.last_at)
+        || CASE WHEN d.type = 'postbox.delivery.dead_lettered' THEN jsonb_build_object('sample', d.sample)
+                ELSE '{}'::jsonb END,
+      CASE WHEN d.type = 'postbox.delivery.dead_lettered' THEN d.subject::uuid END);
+    UPDATE notice_digests
+       SET pending_count = 0, first_at = NULL, last_at = NULL, sample = '[]',
+           not_before = now() + p_window_ms * interval '1 millisecond', flushed_at = now()
+     WHERE tenant_id = d.tenant_id AND type = d.type AND subject = d.subject;
+    sent := sent + 1;
+  END LOOP;
+  RETURN sent;
+END $$;
+
+COMMENT ON FUNCTION postbox.flush_notices(p_max integer, p_window_ms bigint) IS 'Sends up to p_max due digests as events (postbox.emit_operational) and resets them; the next notice of a subject waits p_window_ms. Returns how many digests were flushed.';
 
 CREATE FUNCTION postbox.ingest(events_json json) RETURNS TABLE(ord integer, event_id uuid, delivery_ids uuid[], created boolean)
     LANGUAGE plpgsql
@@ -209,6 +305,28 @@ CREATE FUNCTION postbox.uuidv7() RETURNS uuid
 $$;
 
 COMMENT ON FUNCTION postbox.uuidv7() IS 'A UUIDv7 (time-ordered id), as src/ids.ts makes them.';
+
+CREATE FUNCTION postbox.webhook_notices() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF OLD.enabled AND NOT NEW.enabled THEN
+    PERFORM postbox.emit_operational(NEW.tenant_id, 'postbox.endpoint.disabled', jsonb_build_object(
+      'webhook_id', NEW.id, 'url', NEW.url, 'reason', NEW.disabled_reason, 'disabled_at', now(),
+      'failing_since', NEW.failing_since, 'consecutive_failures', NEW.consecutive_failures), NEW.id);
+  END IF;
+  IF OLD.breaker_state = 'closed' AND NEW.breaker_state = 'open' THEN
+    PERFORM postbox.emit_operational(NEW.tenant_id, 'postbox.endpoint.breaker_opened', jsonb_build_object(
+      'webhook_id', NEW.id, 'url', NEW.url, 'consecutive_failures', NEW.consecutive_failures,
+      'failing_since', NEW.failing_since, 'open_until', NEW.breaker_open_until), NEW.id);
+  ELSIF OLD.breaker_state = 'open' AND NEW.breaker_state = 'closed' THEN
+    PERFORM postbox.emit_operational(NEW.tenant_id, 'postbox.endpoint.recovered', jsonb_build_object(
+      'webhook_id', NEW.id, 'url', NEW.url, 'failing_since', OLD.failing_since, 'recovered_at', now()), NEW.id);
+  END IF;
+  RETURN NULL;
+END $$;
+
+COMMENT ON FUNCTION postbox.webhook_notices() IS 'Trigger: a webhook disabled (by the recorder or the API), its breaker opened, or its breaker closed again writes postbox.endpoint.disabled / breaker_opened / recovered in the same transaction.';
 
 CREATE FUNCTION public.postbox_events_immutable() RETURNS trigger
     LANGUAGE plpgsql
@@ -455,6 +573,41 @@ COMMENT ON COLUMN public.events.received_at IS 'When Postbox stored the event; d
 COMMENT ON COLUMN public.events.idempotency_key IS 'Producer-chosen key, unique per tenant: a repeat returns the first answer and queues nothing.';
 
 COMMENT ON COLUMN public.events.traceparent IS 'W3C traceparent sent with the event, forwarded on every delivery.';
+
+CREATE TABLE public.notice_digests (
+    tenant_id uuid NOT NULL,
+    type text NOT NULL,
+    subject text NOT NULL,
+    pending_count integer DEFAULT 0 NOT NULL,
+    first_at timestamp with time zone,
+    last_at timestamp with time zone,
+    sample jsonb DEFAULT '[]'::jsonb NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    not_before timestamp with time zone DEFAULT now() NOT NULL,
+    flushed_at timestamp with time zone
+);
+
+COMMENT ON TABLE public.notice_digests IS 'Batched operational notices: postbox.delivery.dead_lettered per webhook, postbox.tenant.quota_exceeded per quota. The cause adds to pending_count in its own transaction; postbox.flush_notices() turns a due row into one event and resets it, so 10,000 dead deliveries make a few notices whose counts add up to 10,000.';
+
+COMMENT ON COLUMN public.notice_digests.tenant_id IS 'The tenant notified.';
+
+COMMENT ON COLUMN public.notice_digests.type IS 'The event type of the notice (postbox.delivery.dead_lettered or postbox.tenant.quota_exceeded).';
+
+COMMENT ON COLUMN public.notice_digests.subject IS 'What the notice is about: the webhook id (dead_lettered) or the quota name (quota_exceeded).';
+
+COMMENT ON COLUMN public.notice_digests.pending_count IS 'Occurrences not yet sent in a notice (dead deliveries, or times the quota was exceeded). 0: nothing to send.';
+
+COMMENT ON COLUMN public.notice_digests.first_at IS 'First pending occurrence; NULL when nothing is pending.';
+
+COMMENT ON COLUMN public.notice_digests.last_at IS 'Latest pending occurrence; NULL when nothing is pending.';
+
+COMMENT ON COLUMN public.notice_digests.sample IS 'Up to 10 pending occurrences in full (dead_lettered: delivery, event, type, last error), sent as the notice''s sample.';
+
+COMMENT ON COLUMN public.notice_digests.details IS 'Fields copied into the notice''s payload (webhook_id and url; or quota, limit, current).';
+
+COMMENT ON COLUMN public.notice_digests.not_before IS 'The next notice is not sent before this: a flush moves it one window ahead, so a subject is notified at most once per window (the first occurrence after a quiet window goes out at the next flush).';
+
+COMMENT ON COLUMN public.notice_digests.flushed_at IS 'When the last notice of this row was sent; NULL: never.';
 
 CREATE VIEW public.queue_overview AS
  SELECT p.pending,
@@ -844,6 +997,11 @@ ALTER TABLE ONLY public.delivery_attempts
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.notice_digests
+    ADD CONSTRAINT notice_digests_tenant_id_type_subject_pk PRIMARY KEY (tenant_id, type, subject);
+
+COMMENT ON CONSTRAINT notice_digests_tenant_id_type_subject_pk ON public.notice_digests IS 'One digest per tenant, notice type and subject.';
+
 ALTER TABLE ONLY public.quotas
     ADD CONSTRAINT quotas_pkey PRIMARY KEY (tenant_id);
 
@@ -910,6 +1068,10 @@ CREATE UNIQUE INDEX events_tenant_idempotency_key ON public.events USING btree (
 
 CREATE INDEX events_tenant_type_idx ON public.events USING btree (tenant_id, type, id DESC);
 
+CREATE INDEX notice_digests_due_idx ON public.notice_digests USING btree (not_before) WHERE (pending_count > 0);
+
+COMMENT ON INDEX public.notice_digests_due_idx IS 'The flush: rows with something pending, by when they may be sent.';
+
 CREATE INDEX webhook_recoveries_webhook_idx ON public.webhook_recoveries USING btree (webhook_id, since);
 
 COMMENT ON INDEX public.webhook_recoveries_webhook_idx IS 'Finding a running recovery of the same webhook and window.';
@@ -918,9 +1080,17 @@ CREATE INDEX webhooks_event_types_idx ON public.webhooks USING gin (event_types)
 
 CREATE INDEX webhooks_tenant_id_idx ON public.webhooks USING btree (tenant_id, id DESC);
 
+CREATE TRIGGER dead_letter_queue_notices AFTER INSERT ON public.dead_letter_queue REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION postbox.dead_letter_notices();
+
+COMMENT ON TRIGGER dead_letter_queue_notices ON public.dead_letter_queue IS 'Batched operational notices for dead deliveries and the DLQ quota (postbox.dead_letter_notices).';
+
 CREATE TRIGGER events_immutable BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION public.postbox_events_immutable();
 
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.postbox_events_immutable();
+
+CREATE TRIGGER webhooks_operational_notices AFTER UPDATE OF enabled, breaker_state ON public.webhooks FOR EACH ROW WHEN (((new.deleted_at IS NULL) AND ((old.enabled AND (NOT new.enabled)) OR (old.breaker_state IS DISTINCT FROM new.breaker_state)))) EXECUTE FUNCTION postbox.webhook_notices();
+
+COMMENT ON TRIGGER webhooks_operational_notices ON public.webhooks IS 'Operational notices for disable, breaker open and recovery (postbox.webhook_notices).';
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
@@ -951,6 +1121,9 @@ ALTER TABLE ONLY public.delivery_attempts
 
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notice_digests
+    ADD CONSTRAINT notice_digests_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.quotas
     ADD CONSTRAINT quotas_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;

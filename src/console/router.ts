@@ -8,7 +8,7 @@ import express, { Router, type RequestHandler, type Response } from 'express';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import type { ApiContext } from '../api/context.js';
-import { listScope, principalOf } from '../api/middleware/auth.js';
+import { listScope, principalOf, readScope } from '../api/middleware/auth.js';
 import { idCursor, page, PageQuery } from '../api/pagination.js';
 import { parseInput, QueryString, Uuid } from '../api/validate.js';
 import { AppError } from '../errors.js';
