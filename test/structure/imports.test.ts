@@ -21,7 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/queries/'],
   ['src/observability/'],
   ['src/quotas/'],
-  ['src/ingest/', 'src/delivery/', 'src/maintenance/'],
+  ['src/ingest/', 'src/delivery/', 'src/maintenance/', 'src/operational/'],
   ['src/api/'],
   ['src/console/'],
   // The OpenAPI document describes every route, the console's included, so it sits above both.
