@@ -26,6 +26,14 @@ async function main(): Promise<void> {
   const tty = process.stdout.isTTY === true;
   if (tty) process.stdout.write(startupBanner(config, USER_AGENT.replace('Postbox/', '')).join('\n') + '\n');
   const logger = createLogger(config.LOG_LEVEL);
+  // Signals are taken from the start: one that arrives while Postbox is still starting (the engine may
+  // already be claiming) is acted on once it has started, instead of ending the process by default.
+  const stopper: { shutdown?: (signal: string) => Promise<void> } = {};
+  let signalled: string | undefined;
+  const onSignal = (signal: string) =>
+    stopper.shutdown ? void stopper.shutdown(signal) : (signalled ??= signal);
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   let postbox: Postbox;
   try {
     postbox = await startPostbox(config, logger);
@@ -54,8 +62,8 @@ async function main(): Promise<void> {
     logger.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  stopper.shutdown = shutdown;
+  if (signalled) void shutdown(signalled);
 }
 
 void main();

@@ -166,6 +166,8 @@ describe('leases', () => {
     });
     // Room for both engines at once (the default max_concurrency 10 could let one of them take all).
     const hook = await webhook('/shared', 100);
+    // The adaptive limit starts at 10; open it to the ceiling, or one engine could still hold every slot.
+    await db().query(`UPDATE webhooks SET concurrency_limit = max_concurrency WHERE id = $1`, [hook.id]);
     const ids = await queueMany(db(), tenantId, hook.id, 400);
     const byEngine = new Map<string, number>();
     const count = (name: string) => () => void byEngine.set(name, (byEngine.get(name) ?? 0) + 1);
