@@ -5,38 +5,22 @@
  * static files themselves need no authentication; see docs/console.md for the security reasoning.
  */
 import express, { Router, type RequestHandler, type Response } from 'express';
-import { join } from 'node:path';
-import * as v from 'valibot';
 import type { ApiContext } from '../api/context.js';
 import { listScope, principalOf, readScope } from '../api/middleware/auth.js';
-import { idCursor, page, PageQuery } from '../api/pagination.js';
-import { parseInput, QueryString, Uuid } from '../api/validate.js';
+import { idCursor, page } from '../api/pagination.js';
+import { parseInput } from '../api/validate.js';
 import { AppError } from '../errors.js';
 import type { WebhookHealthJson, WebhookStatsJson } from '../api/response-schemas.js';
-import { projectRoot } from '../paths.js';
+import {
+  CONSOLE_CSP,
+  consolePublicDir,
+  HealthQuery,
+  StatsParams,
+  StatsQuery,
+} from '../api/routes/console-schemas.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
 import { getWebhook } from '../queries/webhooks.js';
 import { webhookAttemptsPerHour } from '../queries/webhook-stats.js';
-
-/** Resolved from the project root, so it is the same folder under src/ (tests) and dist/ (npm start). */
-export const consolePublicDir = join(projectRoot, 'src', 'console', 'public');
-
-/**
- * Defence in depth for the pages: scripts and styles only from our own files (no inline script, so an
- * injected `<script>` or `onerror=` could not run even if escaping failed), fetch only to our own
- * origin, never framed (clickjacking), no forms posting elsewhere.
- */
-export const CONSOLE_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
 
 function setConsoleHeaders(res: Response): void {
   res.setHeader('Content-Security-Policy', CONSOLE_CSP);
@@ -46,31 +30,6 @@ function setConsoleHeaders(res: Response): void {
   // The pages are tiny and change with each release; always revalidate rather than run a stale script.
   res.setHeader('Cache-Control', 'no-cache');
 }
-
-export const HealthQuery = v.strictObject(
-  {
-    ...PageQuery,
-    tenant_id: v.optional(v.pipe(QueryString, Uuid)),
-  },
-  'is not a known query parameter',
-);
-
-export const StatsParams = v.object({ id: Uuid });
-export const StatsQuery = v.strictObject(
-  {
-    hours: v.optional(
-      v.pipe(
-        QueryString,
-        v.regex(/^\d+$/, 'must be a whole number'),
-        v.transform(Number),
-        v.minValue(1, 'must be at least 1'),
-        v.maxValue(168, 'must be at most 168 (a week)'),
-      ),
-      '24',
-    ),
-  },
-  'is not a known query parameter',
-);
 
 const ratio = (ok: number, failed: number) => (ok + failed === 0 ? null : ok / (ok + failed));
 const iso = (d: Date | null) => (d ? d.toISOString() : null);

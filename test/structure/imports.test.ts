@@ -24,9 +24,6 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/ingest/', 'src/delivery/', 'src/maintenance/', 'src/operational/'],
   ['src/api/'],
   ['src/console/'],
-  // The OpenAPI document describes every route, the console's included, so it sits above both.
-  ['src/api/openapi/'],
-  ['src/api/routes/openapi.ts'],
   ['src/app.ts'],
   ['src/runtime/'],
   ['src/main.ts', 'src/cli/'],

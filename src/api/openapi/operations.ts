@@ -29,7 +29,7 @@ import {
   TenantKeyParams,
   TenantParams as KeyOwnerParams,
 } from '../routes/api-keys.js';
-import { HealthQuery, StatsParams, StatsQuery } from '../../console/router.js';
+import { HealthQuery, StatsParams, StatsQuery } from '../routes/console-schemas.js';
 import { RecoverBody, TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });

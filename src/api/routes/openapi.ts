@@ -5,7 +5,7 @@
 import express, { Router } from 'express';
 import { join } from 'node:path';
 import { openApiJson } from '../openapi/document.js';
-import { CONSOLE_CSP, consolePublicDir } from '../../console/router.js';
+import { CONSOLE_CSP, consolePublicDir } from './console-schemas.js';
 
 // Beside the console's files (the container image already ships that folder as it is).
 export const docsPublicDir = join(consolePublicDir, 'docs');
