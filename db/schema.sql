@@ -27,6 +27,8 @@ BEGIN
     field := 'type'; problem := 'must be at most 200 characters';
   ELSIF event_type !~ '^[A-Za-z0-9_.:-]+$' THEN
     field := 'type'; problem := 'may contain only letters, digits and _ . : - (no *)';
+  ELSIF starts_with(event_type, 'postbox.') THEN
+    field := 'type'; problem := 'postbox.* event types are reserved for Postbox itself';
   ELSIF payload IS NULL THEN
     field := 'payload'; problem := 'must be given (JSON null is ''null''::jsonb)';
   ELSIF idempotency_key = '' THEN
@@ -45,7 +47,7 @@ BEGIN
 END
 $_$;
 
-COMMENT ON FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Validates one event as POST /events does; raises SQLSTATE PB400 naming the field (COLUMN) when it is not valid.';
+COMMENT ON FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Validates one event as POST /events does (postbox.* types are reserved); raises SQLSTATE PB400 naming the field (COLUMN) when it is not valid.';
 
 CREATE FUNCTION postbox.consume_event_quota(tenant uuid, n integer) RETURNS TABLE("limit" integer, "windowStart" bigint, now double precision, granted integer, current integer)
     LANGUAGE plpgsql

@@ -227,6 +227,12 @@ describe('one set of rules with POST /events', () => {
       'may contain only letters, digits and _ . : - (no *)',
     ],
     ['a type over 200 characters', ['a'.repeat(201), {}], 'type', 'must be at most 200 characters'],
+    [
+      'a reserved postbox.* type',
+      ['postbox.endpoint.disabled', { webhook_id: 'forged' }],
+      'type',
+      'postbox.* event types are reserved for Postbox itself',
+    ],
     ['a SQL NULL payload', ['order.created', null], 'payload', "must be given (JSON null is 'null'::jsonb)"],
     ['an empty idempotency key', ['order.created', {}, ''], 'idempotency_key', 'must not be empty'],
     [
