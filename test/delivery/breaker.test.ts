@@ -9,6 +9,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { engineStarter, type EngineStarter } from '../helpers/engines.js';
 import { queueMany } from '../helpers/fixtures.js';
 import { sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
+import { claimRounds } from '../helpers/claim-rounds.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -77,12 +78,22 @@ const webhook = (path: string, maxConcurrency = 1, retryPolicy = fast) =>
 describe('circuit breaker', () => {
   it('opens after N failures, defers (no requests, no attempts) for the cool-down, then one probe closes it and the backlog flows', async () => {
     let down = true;
-    receiver.on('/flaky', () => (down ? { status: 503 } : { status: 200, delayMs: 300 }));
+    let successes = 0;
+    let releaseProbe = () => {};
+    const probeHeld = new Promise<void>((r) => (releaseProbe = r));
+    // The probe (first success) is held open until the test has looked; the backlog takes 300 ms each.
+    receiver.on('/flaky', () =>
+      down ? { status: 503 } : successes++ === 0 ? { until: probeHeld } : { status: 200, delayMs: 300 },
+    );
     const hook = await webhook('/flaky', 5);
     const ids = await queueMany(db(), tenantId, hook.id, 30, true);
     const events: string[] = [];
+    const rounds = claimRounds();
     await engines.start({
-      hooks: { onWebhookHealth: (changes) => events.push(...changes.map((c) => String(c.breaker))) },
+      hooks: {
+        ...rounds.hooks,
+        onWebhookHealth: (changes) => events.push(...changes.map((c) => String(c.breaker))),
+      },
     });
 
     const opened = await waitFor(async () => {
@@ -108,9 +119,10 @@ describe('circuit breaker', () => {
     // Nothing reached the receiver during the cool-down (same host clock; 50 ms for rounding).
     expect(probe.at).toBeGreaterThanOrEqual(opened.breaker_open_until!.getTime() - 50);
     expect((await state(hook.id)).health_breaker).toBe('half_open');
-    // Half-open: one probe at a time. It takes 300 ms; nothing else goes out meanwhile.
-    await new Promise((r) => setTimeout(r, 150));
+    // Half-open: one probe at a time. While it is out, polls take nothing.
+    expect(await rounds.claimedInNext(2)).toBe(0);
     expect(receiver.requestsTo('/flaky')).toHaveLength(failedAtOpen + 1);
+    releaseProbe();
 
     await waitFor(async () => (await counts(hook.id)).succeeded === 30, {
       timeoutMs: 10_000,
@@ -186,8 +198,12 @@ describe('disabling', () => {
     const hook = await webhook('/gone');
     const ids = await queueMany(db(), tenantId, hook.id, 5, true);
     const disabled: string[] = [];
+    const rounds = claimRounds();
     await engines.start({
-      hooks: { onWebhookHealth: (changes) => disabled.push(...changes.map((c) => String(c.disabled))) },
+      hooks: {
+        ...rounds.hooks,
+        onWebhookHealth: (changes) => disabled.push(...changes.map((c) => String(c.disabled))),
+      },
     });
 
     await waitFor(async () => !(await state(hook.id)).enabled, { what: 'the webhook to be disabled' });
@@ -214,7 +230,7 @@ describe('disabling', () => {
       [hook.id],
     );
     expect(rows[0].n).toBe(5);
-    await new Promise((r) => setTimeout(r, 300)); // a few polls
+    expect(await rounds.claimedInNext(3)).toBe(0); // a few polls, and none takes them
     expect(receiver.requestsTo('/gone')).toHaveLength(1);
 
     gone = false;
@@ -234,7 +250,11 @@ describe('disabling', () => {
     const hook = await webhook('/failing');
     await queueMany(db(), tenantId, hook.id, 4, true);
     // A breaker that never opens here, so the attempts keep coming; disabled after 1.5 s of failures.
-    await engines.start({ health: { ...health, failureThreshold: 1000, autoDisableAfterMs: 1500 } });
+    const rounds = claimRounds();
+    const engine = await engines.start({
+      health: { ...health, failureThreshold: 1000, autoDisableAfterMs: 1500 },
+      hooks: rounds.hooks,
+    });
 
     const disabled = await waitFor(
       async () => {
@@ -254,8 +274,9 @@ describe('disabling', () => {
     expect(audit[0].at.getTime() - disabled.failing_since!.getTime()).toBeGreaterThanOrEqual(1500);
     const attemptsBefore = receiver.requestsTo('/failing').length;
     expect(attemptsBefore).toBeGreaterThan(3);
-    await new Promise((r) => setTimeout(r, 400));
-    // A result already under way may land; then nothing more.
+    // An attempt already under way (max_concurrency 1) may still go out; after it, polls take nothing.
+    expect(await rounds.claimedInNext(3)).toBe(0);
+    await waitFor(() => engine.inFlight === 0, { what: 'the attempt under way to end' });
     expect(receiver.requestsTo('/failing').length).toBeLessThanOrEqual(attemptsBefore + 1);
     expect((await counts(hook.id)).pending).toBe(4);
 
@@ -282,8 +303,9 @@ describe('disabling', () => {
               breaker_opens = 3, consecutive_failures = 9, failing_since = now() WHERE id = $1`,
       [hook.id],
     );
-    await engines.start();
-    await new Promise((r) => setTimeout(r, 300));
+    const rounds = claimRounds();
+    await engines.start({ hooks: rounds.hooks });
+    expect(await rounds.claimedInFirst(3)).toBe(0); // the start-up claim and two polls
     expect(receiver.requestsTo('/paused')).toHaveLength(0);
 
     await app.request('PATCH', `/webhooks/${hook.id}`, { body: { enabled: true } });

@@ -17,6 +17,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
 import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { claimRounds } from '../helpers/claim-rounds.js';
 import { waitFor } from '../helpers/wait.js';
 
 const fast: RetryPolicy = { max_attempts: 3, initial_delay_ms: 100, max_delay_ms: 200 };
@@ -82,19 +83,20 @@ async function allInState(ids: string[], status: string, timeoutMs = 10_000) {
 
 describe('wake-up', () => {
   it('NOTIFY wakes an idle engine at once, long before the poll', async () => {
-    let claims = 0;
-    await engine({ hooks: { onClaim: () => void claims++ } });
-    await waitFor(() => claims > 0, { what: 'the start-up claim' }); // it would find the quiet event
+    const claims: number[] = [];
+    await engine({ hooks: { onClaim: (n) => void claims.push(n) } });
+    await waitFor(() => claims.length > 0, { what: 'the start-up claim' }); // it would find the quiet event
     const hook = await webhook('/notify');
     // Without a notification nothing happens (the poll is a minute away)...
     const quiet = await queueEvent(db(), tenantId, [hook.id], { notify: false });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(receiver.requestsTo('/notify')).toHaveLength(0);
+    expect(claims.every((n) => n === 0)).toBe(true);
     // ...and one NOTIFY (as ingest sends on commit) delivers it within milliseconds.
     const t0 = Date.now();
     const loud = await queueEvent(db(), tenantId, [hook.id]);
     const reqs = await receiver.waitForRequests(2, '/notify', 2000);
     expect(Math.max(...reqs.map((r) => r.at)) - t0).toBeLessThan(500);
+    // The quiet one waited for that NOTIFY: the one claim that took anything took both.
+    expect(claims.filter((n) => n > 0)).toEqual([2]);
     await allInState([...quiet.deliveryIds, ...loud.deliveryIds], 'succeeded');
   });
 
@@ -133,7 +135,8 @@ describe('wake-up', () => {
 
 describe('leases', () => {
   it('an abandoned in-flight delivery is delivered again once its lease expires', async () => {
-    await engine({ pollIntervalMs: 50 });
+    const rounds = claimRounds();
+    await engine({ pollIntervalMs: 50, hooks: rounds.hooks });
     const hook = await webhook('/abandoned');
     const { id: eventId } = await sqlEvent(db(), tenantId);
     const id = await sqlDelivery(db(), {
@@ -143,10 +146,11 @@ describe('leases', () => {
       status: 'in_flight',
       attempts: 1,
       leaseOwner: 'a-worker-that-died',
-      leaseExpiresAt: new Date(Date.now() + 700),
+      leaseExpiresAt: new Date(Date.now() + 1500),
     });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(receiver.requestsTo('/abandoned')).toHaveLength(0); // still leased
+    // Still leased: polls run and leave it alone.
+    expect(await rounds.claimedInNext(3)).toBe(0);
+    expect(receiver.requestsTo('/abandoned')).toHaveLength(0);
     const [req] = await receiver.waitForRequests(1, '/abandoned', 5000);
     expect(req!.headers['webhook-id']).toBe(id);
     expect(req!.headers['x-webhook-attempt']).toBe('2');
@@ -247,11 +251,18 @@ describe('shutdown', () => {
   });
 
   it('stop() is idempotent and a stopped engine claims nothing', async () => {
-    const e = await engine({ pollIntervalMs: 20 });
+    let stoppedClaims = 0;
+    const e = await engine({ pollIntervalMs: 20, hooks: { onClaim: () => void stoppedClaims++ } });
     await Promise.all([e.stop(), e.stop()]);
+    const claimsAtStop = stoppedClaims;
     const hook = await webhook('/after-stop');
-    await queueEvent(db(), tenantId, [hook.id]);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(receiver.requestsTo('/after-stop')).toHaveLength(0);
+    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    // Neither that NOTIFY nor its 20 ms poll moves the stopped engine: the next engine gets the delivery.
+    await engine({});
+    await allInState(deliveryIds, 'succeeded');
+    expect(stoppedClaims).toBe(claimsAtStop);
+    const [req] = receiver.requestsTo('/after-stop');
+    expect(req!.headers['webhook-id']).toBe(deliveryIds[0]);
+    expect(receiver.requestsTo('/after-stop')).toHaveLength(1);
   });
 });

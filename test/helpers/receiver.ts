@@ -1,7 +1,7 @@
 /**
  * A real webhook receiver for tests: an HTTP server on 127.0.0.1 that records every request and
- * answers as told, per path and per request (status, delay, headers, body size, endless body,
- * redirect, dropped connection).
+ * answers as told, per path and per request (status, delay, an answer held until a promise settles,
+ * headers, body size, endless body, redirect, dropped connection).
  *
  *   const receiver = await startReceiver();
  *   receiver.on('/flaky', (_req, n) => (n < 2 ? { status: 500 } : { status: 200 }));
@@ -45,6 +45,8 @@ export interface Behaviour {
   redirectTo?: string;
   /** Destroy the connection without answering. */
   drop?: boolean;
+  /** Answer only once this settles (after `delayMs`, if given): a request held open while a test looks. */
+  until?: Promise<unknown>;
 }
 
 /** `n`: 0-based count of earlier requests to the same path. */
@@ -65,6 +67,8 @@ export interface Receiver {
   waitForRequests(count: number, path?: string, timeoutMs?: number): Promise<ReceivedRequest[]>;
   /** Bytes written by endless / large answers so far (to show a client stopped reading). */
   readonly bytesSent: number;
+  /** Answers (on `path`, when given) whose connection is still open and not yet finished. */
+  openAnswers(path?: string): number;
   close(): Promise<void>;
 }
 
@@ -75,6 +79,7 @@ export async function startReceiver(): Promise<Receiver> {
   const responders = new Map<string, Responder>();
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  const open = new Map<ServerResponse, string>();
   let bytesSent = 0;
 
   const pathOf = (p: string) => p.split('?')[0]!;
@@ -104,6 +109,8 @@ export async function startReceiver(): Promise<Receiver> {
   }
 
   const server: Server = createServer((req, res) => {
+    open.set(res, pathOf(req.url ?? ''));
+    res.on('close', () => open.delete(res)); // answered, or the connection went away
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -119,13 +126,18 @@ export async function startReceiver(): Promise<Receiver> {
       requests.push(received);
       const responder = responders.get(path) ?? responders.get('*') ?? {};
       const behaviour = typeof responder === 'function' ? responder(received, n) : responder;
+      const reply = () => {
+        const go = () => void (res.destroyed || answer(res, behaviour));
+        if (behaviour.until) void behaviour.until.then(go, go);
+        else go();
+      };
       if (behaviour.delayMs) {
         const timer = setTimeout(() => {
           timers.delete(timer);
-          if (!res.destroyed) answer(res, behaviour);
+          reply();
         }, behaviour.delayMs);
         timers.add(timer);
-      } else answer(res, behaviour);
+      } else reply();
     });
   });
   server.on('connection', (socket) => {
@@ -155,6 +167,7 @@ export async function startReceiver(): Promise<Receiver> {
     get bytesSent() {
       return bytesSent;
     },
+    openAnswers: (path) => [...open.values()].filter((p) => path === undefined || p === path).length,
     async close() {
       for (const timer of timers) clearTimeout(timer);
       for (const socket of sockets) socket.destroy();
