@@ -463,7 +463,8 @@ CREATE TABLE public.deliveries (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     completed_at timestamp with time zone,
-    fifo_seq bigint
+    fifo_seq bigint,
+    cycle_started_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 COMMENT ON TABLE public.deliveries IS 'One row per (event, matching webhook): the queue. Workers claim due pending rows with FOR UPDATE SKIP LOCKED.';
@@ -499,6 +500,8 @@ COMMENT ON COLUMN public.deliveries.updated_at IS 'When the row last changed sta
 COMMENT ON COLUMN public.deliveries.completed_at IS 'When it reached succeeded, failed or cancelled.';
 
 COMMENT ON COLUMN public.deliveries.fifo_seq IS 'Position in its FIFO webhook''s queue (from deliveries_fifo_seq); NULL for webhooks with ordering none.';
+
+COMMENT ON COLUMN public.deliveries.cycle_started_at IS 'When this delivery cycle began: queued at ingest, or queued again by a replay, DLQ retry or recovery. The webhook''s retry_policy.max_age_seconds counts from here (rows queued before this column existed count from the migration).';
 
 CREATE SEQUENCE public.deliveries_fifo_seq
     START WITH 1

@@ -41,6 +41,9 @@ export interface RetryPolicy {
   max_attempts: number;
   initial_delay_ms: number;
   max_delay_ms: number;
+  /** Give up (dead-letter) rather than attempt past this many seconds after the delivery cycle began;
+   *  null or absent (policies stored before it existed): no deadline, only max_attempts. */
+  max_age_seconds?: number | null;
 }
 
 export const tenants = pgTable('tenants', {
@@ -199,6 +202,9 @@ export const deliveries = pgTable(
     createdAt: tstz('created_at').notNull().defaultNow(),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
     completedAt: tstz('completed_at'),
+    // When this delivery cycle began (queued, or queued again by a replay, DLQ retry or recovery): the
+    // start of retry_policy.max_age_seconds.
+    cycleStartedAt: tstz('cycle_started_at').notNull().defaultNow(),
     // Queue position for a FIFO webhook (null otherwise): from one sequence, in event order per batch.
     fifoSeq: bigint('fifo_seq', { mode: 'number' }),
   },

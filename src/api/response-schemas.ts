@@ -32,6 +32,12 @@ export const RetryPolicySchema = v.strictObject({
   max_attempts: Int,
   initial_delay_ms: Int,
   max_delay_ms: Int,
+  max_age_seconds: v.pipe(
+    nullable(Int),
+    v.description(
+      'deadline in seconds from the start of the delivery cycle; a delivery whose next attempt would fall past it is dead-lettered; null: retries end only at max_attempts',
+    ),
+  ),
 });
 
 export const WebhookSchema = v.strictObject({

@@ -1,5 +1,6 @@
 /**
- * Retry policy: exponential backoff with jitter, capped by max_delay_ms.
+ * Retry policy: exponential backoff with jitter, capped by max_delay_ms, ended by max_attempts or, when
+ * set, by the deadline max_age_seconds after the delivery cycle began (whichever comes first).
  *
  * The default keeps trying for at least 24 hours even at the low edge of the jitter: 40 attempts,
  * 5 s doubling to a 1 h cap, is ~30.4 h of delays in total, and ~24.3 h at -20 % jitter.
@@ -12,12 +13,15 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   max_attempts: 40,
   initial_delay_ms: 5_000,
   max_delay_ms: 3_600_000,
+  max_age_seconds: null,
 });
 
 export const RETRY_POLICY_LIMITS = Object.freeze({
   maxAttempts: { min: 1, max: 50 },
   initialDelayMs: { min: 100, max: 86_400_000 },
   maxDelayMs: { min: 100, max: 7 * 86_400_000 },
+  // Up to 30 days: past RETENTION_DAYS' default a longer deadline would outlive the delivery anyway.
+  maxAgeSeconds: { min: 1, max: 30 * 86_400 },
 });
 
 /** ±20 %: spreads retries of many deliveries that failed together (an outage) over time. */
@@ -49,6 +53,18 @@ export function retryDelayMs(
   if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs > 0)
     delay = Math.max(delay, Math.min(Math.ceil(retryAfterMs), MAX_RETRY_AFTER_MS));
   return delay;
+}
+
+/**
+ * The time (ms since the epoch) after which a delivery cycle that began at `cycleStartedAtMs` is not
+ * attempted again: its start plus max_age_seconds. Null when the policy has no deadline.
+ */
+export function retryDeadlineMs(
+  policy: Pick<RetryPolicy, 'max_age_seconds'>,
+  cycleStartedAtMs: number,
+): number | null {
+  const age = policy.max_age_seconds;
+  return typeof age === 'number' ? cycleStartedAtMs + age * 1000 : null;
 }
 
 /**

@@ -46,6 +46,7 @@ export async function sendTestEvent(
     previousSecretCiphertext: target.previousSecretCiphertext,
     timeoutMs: target.timeoutMs,
     retryPolicy: DEFAULT_RETRY_POLICY,
+    cycleStartedAt: now,
   };
   // Agents of its own, closed right after: a rare call keeps no sockets and shares no pool limits
   // with the workers' deliveries.

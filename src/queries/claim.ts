@@ -28,6 +28,8 @@ export interface ClaimedDelivery {
   previousSecretCiphertext: Buffer | null;
   timeoutMs: number;
   retryPolicy: RetryPolicy;
+  /** When this delivery cycle began: retry_policy.max_age_seconds counts from here. */
+  cycleStartedAt: Date;
 }
 
 export interface ClaimOptions {
@@ -312,7 +314,7 @@ WITH RECURSIVE expired AS (
     WHERE w.id = d.webhook_id
       AND d.id = ANY (ARRAY(SELECT id FROM (SELECT id FROM expired WHERE NOT exhausted
                                             UNION ALL SELECT id FROM due) AS taken LIMIT $2))
-    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts,
+    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.cycle_started_at,
               w.url, w.secret_ciphertext, w.timeout_ms, w.retry_policy,
               CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_ciphertext END
                 AS previous_secret_ciphertext
@@ -325,14 +327,15 @@ SELECT 'claimed' AS kind, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventI
        e.occurred_at AS "occurredAt", e.received_at AS "receivedAt", e.payload::text AS "payloadJson",
        e.traceparent, c.url, c.secret_ciphertext AS "secretCiphertext",
        c.previous_secret_ciphertext AS "previousSecretCiphertext",
-       c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy", NULL::json AS meta
+       c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy",
+       c.cycle_started_at AS "cycleStartedAt", NULL::json AS meta
   FROM claimed c JOIN events e ON e.id = c.event_id
 UNION ALL
 SELECT 'dead', b.id, b.tenant_id, b.event_id, b.webhook_id, b.attempts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM buried b
 UNION ALL
-SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        json_build_object(
          'head', (SELECT count(*) FROM head),
          'picked', (SELECT count(*) FROM picked),

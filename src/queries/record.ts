@@ -26,6 +26,8 @@ export interface AttemptResult {
   retryDelayMs: number | null;
   /** Cut short by this worker's shutdown: says nothing about the receiver, so the breaker ignores it. */
   interrupted?: boolean;
+  /** The delivery's last_error when it is not the attempt's error (why a 'dead' outcome gave up early). */
+  deliveryError?: string;
 }
 
 /** A webhook whose breaker changed state or that was disabled by this batch. */
@@ -109,6 +111,7 @@ export async function recordResults(
       policy.cooldownMs,
       policy.cooldownMaxMs,
       policy.autoDisableAfterMs,
+      results.map((r) => r.deliveryError ?? null),
     ],
   });
   return rows[0]!;
@@ -117,8 +120,9 @@ export async function recordResults(
 const RECORD_SQL = `
 WITH r AS (
    SELECT * FROM unnest($2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[], $7::text[],
-                        $8::text[], $9::text[], $10::bigint[], $12::bool[])
-     AS r(id, attempt, started_at, duration_ms, status_code, error, excerpt, outcome, delay_ms, interrupted)
+                        $8::text[], $9::text[], $10::bigint[], $12::bool[], $17::text[])
+     AS r(id, attempt, started_at, duration_ms, status_code, error, excerpt, outcome, delay_ms, interrupted,
+          delivery_error)
 ), rd AS MATERIALIZED (
    -- The join skips deliveries deleted meanwhile (a dangling FK would fail the whole batch). id = ANY
    -- lets the planner look rows up by primary key.
@@ -238,7 +242,7 @@ WITH r AS (
                    WHERE w.id = d.webhook_id) END,
           completed_at = CASE WHEN r.outcome = 'retry' THEN NULL ELSE now() END,
           last_status_code = r.status_code,
-          last_error = coalesce(r.error, d.last_error),
+          last_error = coalesce(r.delivery_error, r.error, d.last_error),
           lease_owner = NULL,
           lease_expires_at = NULL,
           updated_at = now()

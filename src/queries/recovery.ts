@@ -8,8 +8,9 @@ import type { Queryable } from '../db/pool.js';
 import type { DeliveryStatus } from './deliveries-read.js';
 
 // last_attempt_at / last_status_code / last_error stay: they still describe the most recent attempt.
+// A new cycle: max_attempts and the deadline (retry_policy.max_age_seconds) start over.
 const REQUEUE_SET = `status = 'pending', attempts = 0, next_attempt_at = now(), lease_owner = NULL,
-  lease_expires_at = NULL, completed_at = NULL, updated_at = now()`;
+  lease_expires_at = NULL, completed_at = NULL, cycle_started_at = now(), updated_at = now()`;
 
 export type RequeueOutcome =
   | { kind: 'requeued'; tenantId: string; previousStatus: DeliveryStatus; previousAttempts: number }

@@ -72,7 +72,7 @@ export async function recoverWebhook(db: Queryable, recoveryId: string, w: Recov
      requeued AS (
        UPDATE deliveries d
           SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_owner = NULL,
-              lease_expires_at = NULL, completed_at = NULL, updated_at = now()
+              lease_expires_at = NULL, completed_at = NULL, cycle_started_at = now(), updated_at = now()
          FROM picked p
         WHERE d.id = p.id
         RETURNING d.id),

@@ -78,12 +78,67 @@ describe('outcomeOf', () => {
     });
   });
 
+  describe('the retry deadline (max_age_seconds)', () => {
+    const withDeadline = { ...policy, max_attempts: 50, max_age_seconds: 10 };
+    const started = (secondsAgo: number) => new Date(now - secondsAgo * 1000);
+    const at = (attempt: number, secondsAgo: number) => ({
+      ...delivery(attempt, withDeadline),
+      cycleStartedAt: started(secondsAgo),
+    });
+
+    it('retries while the next attempt falls within it', () => {
+      // 8.9 s into the cycle, the next attempt in 1 s: 9.9 s, inside 10 s.
+      expect(outcomeOf(at(1, 8.9), sent(500), now, mid)).toMatchObject({
+        outcome: 'retry',
+        retryDelayMs: 1000,
+      });
+      // exactly on the deadline still counts as within it
+      expect(outcomeOf(at(1, 9), sent(500), now, mid).outcome).toBe('retry');
+    });
+
+    it('gives up when the next attempt would fall past it, saying why in the delivery error', () => {
+      const r = outcomeOf(at(1, 9.5), sent(500), now, mid);
+      expect(r).toMatchObject({ outcome: 'dead', retryDelayMs: null, error: 'HTTP 500' });
+      expect(r.deliveryError).toBe(
+        'HTTP 500; gave up: the next attempt would fall past the retry deadline (retry_policy.max_age_seconds = 10)',
+      );
+    });
+
+    it('a Retry-After past the deadline ends it too: the receiver cannot stretch it', () => {
+      expect(outcomeOf(at(1, 0), sent(503, { retryAfter: '60' }), now, mid).outcome).toBe('dead');
+      expect(outcomeOf(at(1, 0), sent(503, { retryAfter: '5' }), now, mid).outcome).toBe('retry');
+    });
+
+    it('an attempt cut short by shutdown is judged as due now', () => {
+      expect(outcomeOf(at(1, 9.5), sent(null, { aborted: true }), now, mid).outcome).toBe('retry');
+      expect(outcomeOf(at(1, 10.5), sent(null, { aborted: true }), now, mid).outcome).toBe('dead');
+    });
+
+    it('applies to neither a policy without it nor a delivery without a cycle start', () => {
+      expect(outcomeOf({ ...at(1, 3600), retryPolicy: policy }, sent(500), now, mid).outcome).toBe('retry');
+      expect(outcomeOf(delivery(1, withDeadline), sent(500), now, mid).outcome).toBe('retry');
+    });
+
+    it('max_attempts still ends a cycle first when it comes first', () => {
+      expect(
+        outcomeOf({ ...at(3, 0), retryPolicy: { ...withDeadline, max_attempts: 3 } }, sent(500), now, mid),
+      ).toMatchObject({ outcome: 'dead' });
+      expect(
+        outcomeOf({ ...at(3, 0), retryPolicy: { ...withDeadline, max_attempts: 3 } }, sent(500), now, mid)
+          .deliveryError,
+      ).toBeUndefined();
+    });
+  });
+
   it('falls back to the default policy for fields a stored policy lacks', () => {
     expect(effectivePolicy(null)).toEqual(DEFAULT_RETRY_POLICY);
     expect(effectivePolicy({ max_attempts: 2 } as any)).toEqual({ ...DEFAULT_RETRY_POLICY, max_attempts: 2 });
     expect(effectivePolicy({ max_attempts: 'x', initial_delay_ms: -1, max_delay_ms: NaN } as any)).toEqual(
       DEFAULT_RETRY_POLICY,
     );
+    expect(effectivePolicy({ max_age_seconds: 60 }).max_age_seconds).toBe(60);
+    for (const broken of [0, -5, 'x', 1e12, null, undefined])
+      expect(effectivePolicy({ max_age_seconds: broken } as any).max_age_seconds).toBeNull();
   });
 });
 

@@ -53,14 +53,22 @@ const Description = v.nullable(
   v.pipe(v.string('must be a string or null'), v.maxLength(1000, 'must be at most 1000 characters'), NoNul),
 );
 
-const { maxAttempts, initialDelayMs, maxDelayMs } = RETRY_POLICY_LIMITS;
+const { maxAttempts, initialDelayMs, maxDelayMs, maxAgeSeconds } = RETRY_POLICY_LIMITS;
+const MaxAgeSeconds = v.pipe(
+  v.nullable(wholeNumber(maxAgeSeconds.min, maxAgeSeconds.max)),
+  v.description(
+    'deadline: a delivery is dead-lettered instead of retried when its next attempt would fall more than ' +
+      'this many seconds after its delivery cycle began (queued, replayed or retried from the DLQ); null: none',
+  ),
+);
 const RetryPolicyInput = v.strictObject(
   {
     max_attempts: v.optional(wholeNumber(maxAttempts.min, maxAttempts.max)),
     initial_delay_ms: v.optional(wholeNumber(initialDelayMs.min, initialDelayMs.max)),
     max_delay_ms: v.optional(wholeNumber(maxDelayMs.min, maxDelayMs.max)),
+    max_age_seconds: v.optional(MaxAgeSeconds),
   },
-  'must be an object with max_attempts, initial_delay_ms and/or max_delay_ms',
+  'must be an object with max_attempts, initial_delay_ms, max_delay_ms and/or max_age_seconds',
 );
 export type RetryPolicyPatch = v.InferOutput<typeof RetryPolicyInput>;
 
@@ -130,6 +138,9 @@ export function mergeRetryPolicy(base: RetryPolicy, patch: RetryPolicyPatch | un
     max_attempts: patch?.max_attempts ?? base.max_attempts,
     initial_delay_ms: patch?.initial_delay_ms ?? base.initial_delay_ms,
     max_delay_ms: patch?.max_delay_ms ?? base.max_delay_ms,
+    // null is a value here (no deadline), so only an absent field keeps the base's.
+    max_age_seconds:
+      patch?.max_age_seconds !== undefined ? patch.max_age_seconds : (base.max_age_seconds ?? null),
   };
   if (merged.max_delay_ms < merged.initial_delay_ms)
     throw AppError.validation('retry_policy is not valid', [

@@ -48,7 +48,8 @@ export function webhookJson(row: WebhookRow): WebhookJson {
     url: row.url,
     event_types: row.eventTypes,
     description: row.description,
-    retry_policy: row.retryPolicy,
+    // Policies stored before max_age_seconds existed have no deadline.
+    retry_policy: { ...row.retryPolicy, max_age_seconds: row.retryPolicy.max_age_seconds ?? null },
     timeout_ms: row.timeoutMs,
     max_concurrency: row.maxConcurrency,
     concurrency_limit: row.concurrencyLimit,

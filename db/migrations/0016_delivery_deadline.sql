@@ -1,0 +1,2 @@
+ALTER TABLE "deliveries" ADD COLUMN "cycle_started_at" timestamp with time zone DEFAULT now() NOT NULL;--> statement-breakpoint
+COMMENT ON COLUMN deliveries.cycle_started_at IS 'When this delivery cycle began: queued at ingest, or queued again by a replay, DLQ retry or recovery. The webhook''s retry_policy.max_age_seconds counts from here (rows queued before this column existed count from the migration).';
