@@ -388,7 +388,9 @@ CREATE TABLE public.audit_log (
     object_type text NOT NULL,
     object_id text NOT NULL,
     tenant_id uuid,
-    changes jsonb
+    changes jsonb,
+    key_prefix text,
+    client_ip inet
 );
 
 COMMENT ON TABLE public.audit_log IS 'Who changed what: one row per create, update, delete, rotation, disable, DLQ retry and replay, written in the same transaction as the change. Never holds secrets.';
@@ -408,6 +410,10 @@ COMMENT ON COLUMN public.audit_log.object_id IS 'Id of the object changed.';
 COMMENT ON COLUMN public.audit_log.tenant_id IS 'Tenant the object belongs to.';
 
 COMMENT ON COLUMN public.audit_log.changes IS 'Changed fields (never secret values).';
+
+COMMENT ON COLUMN public.audit_log.key_prefix IS 'Prefix of the API key that made the change (the configured admin key''s too, where actor is just admin); null for changes by the system.';
+
+COMMENT ON COLUMN public.audit_log.client_ip IS 'The caller''s address as the API saw it (behind the proxy the app trusts: the address that proxy reports in X-Forwarded-For); null for changes by the system.';
 
 ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.audit_log_id_seq

@@ -13,6 +13,7 @@ import {
   customType,
   doublePrecision,
   index,
+  inet,
   integer,
   jsonb,
   pgEnum,
@@ -299,6 +300,9 @@ export const auditLog = pgTable(
     objectId: text('object_id').notNull(),
     tenantId: uuid('tenant_id'),
     changes: jsonb('changes'),
+    // Who, precisely, and from where: null for the system's own changes (actor 'system').
+    keyPrefix: text('key_prefix'),
+    clientIp: inet('client_ip'),
   },
   (t) => [
     index('audit_log_tenant_idx').on(t.tenantId, t.id.desc().nullsFirst()),

@@ -17,10 +17,13 @@ export interface ApiContext {
   metrics: Metrics;
 }
 
-/** Who is calling: the operator (every tenant) or one tenant. */
+/**
+ * Who is calling: the operator (every tenant) or one tenant. keyPrefix: the presented key's prefix
+ * (apiKeyPrefix), for the audit log; bootstrap: the configured admin key (ADMIN_API_KEY or the file).
+ */
 export type Principal =
-  /** keyPrefix: null for the configured (bootstrap) admin key, else the API-created key's prefix. */
-  { kind: 'admin'; keyPrefix: string | null } | { kind: 'tenant'; tenantId: string; keyPrefix: string };
+  | { kind: 'admin'; keyPrefix: string; bootstrap: boolean }
+  | { kind: 'tenant'; tenantId: string; keyPrefix: string };
 
 declare module 'express-serve-static-core' {
   interface Request {

@@ -207,7 +207,22 @@ export const AuditSchema = v.strictObject({
   object_type: v.string(),
   object_id: v.string(),
   tenant_id: nullable(Id),
-  changes: nullable(v.record(v.string(), v.unknown())),
+  changes: v.pipe(
+    nullable(v.record(v.string(), v.unknown())),
+    v.description(
+      'what changed; an update carries `before` and `after` with the fields it touched; secrets appear only as "[redacted]"',
+    ),
+  ),
+  key_prefix: v.pipe(
+    nullable(v.string()),
+    v.description('prefix of the API key that acted (also for the configured admin key); null for `system`'),
+  ),
+  client_ip: v.pipe(
+    nullable(v.string()),
+    v.description(
+      "the caller's address; behind the trusted proxy, the one it forwarded (X-Forwarded-For); null for `system`",
+    ),
+  ),
 });
 export type AuditJson = v.InferOutput<typeof AuditSchema>;
 

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { AppError } from '../errors.js';
-import { insertAudit, insertAudits } from '../queries/audit.js';
+import { insertAudit, insertAudits, type AuditActor } from '../queries/audit.js';
 import { notifyDeliveriesDue } from '../queries/notify.js';
 import {
   replayDelivery,
@@ -16,8 +16,8 @@ import {
 } from '../queries/recovery.js';
 
 export interface RecoveryCall {
-  /** The audit log's actor (actorOf the caller's key). */
-  actor: string;
+  /** Who asks, for the audit log (auditActor of the request). */
+  by: AuditActor;
   /** The caller's tenant; undefined for the admin key (every tenant). */
   tenantId: string | undefined;
 }
@@ -32,7 +32,7 @@ export async function replay(pool: pg.Pool, id: string, call: RecoveryCall): Pro
     if (outcome.kind === 'webhook_deleted')
       throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
     await insertAudit(tx, {
-      actor: call.actor,
+      ...call.by,
       action: 'delivery.replay',
       objectType: 'delivery',
       objectId: id,
@@ -55,7 +55,7 @@ export async function retryDead(pool: pg.Pool, id: string, call: RecoveryCall): 
     if (outcome.kind !== 'requeued')
       throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
     await insertAudit(tx, {
-      actor: call.actor,
+      ...call.by,
       action: 'dlq.retry',
       objectType: 'delivery',
       objectId: id,
@@ -82,7 +82,7 @@ export async function retryDeadBulk(
     await insertAudits(
       tx,
       perTenant.map((t) => ({
-        actor: call.actor,
+        ...call.by,
         action: 'dlq.retry_bulk',
         objectType: 'tenant',
         objectId: t.tenantId,

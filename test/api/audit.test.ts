@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { apiKeyPrefix } from '../../src/security/api-keys.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.js';
 import { allPages } from '../helpers/pages.js';
 import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
 
@@ -47,6 +47,8 @@ describe('GET /audit', () => {
           object_id: tenant.id,
           tenant_id: tenant.id,
           changes: expect.objectContaining({ name: 'shape' }),
+          key_prefix: expect.any(String),
+          client_ip: '127.0.0.1',
         },
       ],
       next_cursor: null,
@@ -104,6 +106,70 @@ describe('GET /audit', () => {
     const pages = await allPages(app, `/audit?tenant_id=${tenant.id}&action=test.page&limit=3`);
     expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
     expect(pages.flat().map((r) => r.object_id)).toEqual([...ids].reverse());
+  });
+
+  it('records who (key prefix), from where (client address) and before/after values of an update', async () => {
+    const tenant = await app.createTenant('before-after');
+    const created = await app.request('POST', '/webhooks', {
+      key: tenant.apiKey,
+      body: { url: 'https://example.com/a', description: 'first', secret: 'a-secret-of-enough-length' },
+    });
+    const id = created.body.id;
+    // The app trusts one proxy hop (app.set('trust proxy', 1)): its X-Forwarded-For names the client.
+    const patched = await app.request('PATCH', `/webhooks/${id}`, {
+      key: tenant.apiKey,
+      body: { url: 'https://example.com/b', enabled: false },
+      headers: { 'x-forwarded-for': '203.0.113.7' },
+    });
+    expect(patched.status).toBe(200);
+    const rotated = await app.request('POST', `/webhooks/${id}/rotate-secret`, {
+      key: tenant.apiKey,
+      headers: { 'x-forwarded-for': '198.51.100.1, 2001:db8::5' },
+    });
+
+    const rows = (await app.request('GET', `/audit?tenant_id=${tenant.id}`)).body.data;
+    const byAction = (a: string) => rows.find((r: any) => r.action === a);
+    expect(byAction('webhook.update')).toEqual({
+      at: expect.any(String),
+      actor: apiKeyPrefix(tenant.apiKey),
+      key_prefix: apiKeyPrefix(tenant.apiKey),
+      client_ip: '203.0.113.7',
+      action: 'webhook.update',
+      object_type: 'webhook',
+      object_id: id,
+      tenant_id: tenant.id,
+      changes: {
+        before: { url: 'https://example.com/a', enabled: true, disabled_reason: null },
+        after: { url: 'https://example.com/b', enabled: false, disabled_reason: 'disabled by tenant' },
+      },
+    });
+    // Only the hop the app trusts counts: the rightmost forwarded address, not one a client prepends.
+    expect(byAction('webhook.rotate_secret')).toMatchObject({
+      client_ip: '2001:db8::5',
+      changes: { before: { secret: '[redacted]' }, after: { secret: '[redacted]' } },
+    });
+    // Without a proxy header: the connecting address. The configured admin key: actor admin, with its prefix.
+    expect(byAction('tenant.create')).toMatchObject({
+      actor: 'admin',
+      key_prefix: apiKeyPrefix(ADMIN_KEY),
+      client_ip: '127.0.0.1',
+    });
+    const text = JSON.stringify(rows);
+    for (const secret of ['a-secret-of-enough-length', rotated.body.secret])
+      expect(text).not.toContain(secret);
+  });
+
+  it('keeps a forwarded value that is not an address as null, and still records the change', async () => {
+    const tenant = await app.createTenant('bad-forwarded');
+    const created = await app.request('POST', '/webhooks', {
+      key: tenant.apiKey,
+      body: { url: 'https://example.com/x' },
+      headers: { 'x-forwarded-for': "1.2.3.4'); DROP TABLE audit_log;--" },
+    });
+    expect(created.status).toBe(201);
+    const row = (await app.request('GET', `/audit?tenant_id=${tenant.id}&action=webhook.create`)).body
+      .data[0];
+    expect(row).toMatchObject({ key_prefix: apiKeyPrefix(tenant.apiKey), client_ip: null });
   });
 
   it.each([

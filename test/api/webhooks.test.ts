@@ -324,12 +324,22 @@ describe('PATCH /webhooks/:id', () => {
     const audit = await auditRows(hook.id);
     expect(audit.map((a) => a.action)).toEqual(['webhook.create', 'webhook.update']);
     expect(audit[1].changes).toEqual({
-      url: 'https://example.org/new',
-      event_types: ['order.*'],
-      description: null,
-      retry_policy: res.body.retry_policy,
-      timeout_ms: 20000,
-      max_concurrency: 2,
+      before: {
+        url: hook.url,
+        event_types: ['*'],
+        description: 'before',
+        retry_policy: hook.retry_policy,
+        timeout_ms: hook.timeout_ms,
+        max_concurrency: hook.max_concurrency,
+      },
+      after: {
+        url: 'https://example.org/new',
+        event_types: ['order.*'],
+        description: null,
+        retry_policy: res.body.retry_policy,
+        timeout_ms: 20000,
+        max_concurrency: 2,
+      },
     });
   });
 

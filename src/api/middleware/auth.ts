@@ -4,10 +4,12 @@
  * and a revocation clears this process's cache at once (other processes: within CACHE_TTL_MS). The
  * configured admin key also works before start-up registered it (compared in constant time).
  */
+import { isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
 import type { ApiContext, Principal } from '../context.js';
 import { AppError } from '../../errors.js';
-import { hashApiKey, hashesEqual } from '../../security/api-keys.js';
+import { apiKeyPrefix, hashApiKey, hashesEqual } from '../../security/api-keys.js';
+import type { AuditActor } from '../../queries/audit.js';
 import { lookupApiKey } from '../../queries/api-keys.js';
 
 const CACHE_TTL_MS = 30_000;
@@ -22,16 +24,23 @@ export interface KeyResolver {
 export function keyResolver(ctx: Pick<ApiContext, 'pool' | 'adminKeyHash'>): KeyResolver {
   const cache = new Map<string, { principal: Principal | undefined; expires: number }>();
 
-  async function lookup(hash: Buffer): Promise<{ principal: Principal | undefined; expires: number }> {
+  async function lookup(
+    hash: Buffer,
+    key: string,
+  ): Promise<{ principal: Principal | undefined; expires: number }> {
     const row = await lookupApiKey(ctx.pool, hash);
     const expires = Math.min(Date.now() + CACHE_TTL_MS, row?.expiresAt?.getTime() ?? Infinity);
     if (!row) {
       const admin = hashesEqual(hash, ctx.adminKeyHash);
-      return { principal: admin ? { kind: 'admin', keyPrefix: null } : undefined, expires };
+      const principal: Principal = { kind: 'admin', keyPrefix: apiKeyPrefix(key), bootstrap: true };
+      return { principal: admin ? principal : undefined, expires };
     }
     if (!row.usable) return { principal: undefined, expires };
     if (row.tenantId === null)
-      return { principal: { kind: 'admin', keyPrefix: row.origin === 'api' ? row.prefix : null }, expires };
+      return {
+        principal: { kind: 'admin', keyPrefix: row.prefix, bootstrap: row.origin === 'bootstrap' },
+        expires,
+      };
     return { principal: { kind: 'tenant', tenantId: row.tenantId, keyPrefix: row.prefix }, expires };
   }
 
@@ -41,7 +50,7 @@ export function keyResolver(ctx: Pick<ApiContext, 'pool' | 'adminKeyHash'>): Key
       const cacheKey = hash.toString('base64');
       const hit = cache.get(cacheKey);
       if (hit && hit.expires > Date.now()) return hit.principal;
-      const found = await lookup(hash);
+      const found = await lookup(hash, key);
       // Only known keys are cached: unknown ones would let a caller fill the cache with garbage.
       if (found.principal) {
         if (cache.size >= CACHE_MAX) cache.clear();
@@ -80,7 +89,25 @@ export function requireAdmin(req: Request): void {
  */
 export function actorOf(principal: Principal): string {
   if (principal.kind === 'tenant') return principal.keyPrefix;
-  return principal.keyPrefix ? `admin:${principal.keyPrefix}` : 'admin';
+  return principal.bootstrap ? 'admin' : `admin:${principal.keyPrefix}`;
+}
+
+/**
+ * Everything the audit log keeps about the caller: the actor, the key's prefix, and the client
+ * address as Express reports it under the app's `trust proxy` setting (src/app.ts). A value that is
+ * not an address (a forwarded header can say anything) is kept as null rather than refused.
+ */
+export function auditActor(req: Request): AuditActor {
+  const principal = principalOf(req);
+  return { actor: actorOf(principal), keyPrefix: principal.keyPrefix, clientIp: clientIpOf(req) };
+}
+
+function clientIpOf(req: Request): string | null {
+  const ip = req.ip;
+  if (!ip || isIP(ip) === 0) return null;
+  // An IPv4 client on a dual-stack socket: store the IPv4 address people will search for.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return mapped ? mapped[1]! : ip;
 }
 
 /**

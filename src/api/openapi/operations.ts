@@ -368,6 +368,8 @@ export const OPERATIONS: readonly Operation[] = [
     route: 'GET /audit',
     tag: 'Audit',
     summary: 'The audit log, newest first',
+    description:
+      'One row per change, written in the transaction of the change: who (`actor`: a tenant key prefix, `admin`, `admin:<prefix>` or `system`; `key_prefix`; `client_ip`, the address Express reports under the trusted-proxy setting), what (`action`, `object_type`, `object_id`, `tenant_id`) and `changes`: updates carry `before` and `after` with the fields they touched. Secrets, signing keys and private keys never appear; where one changed, its value is `"[redacted]"`.',
     auth: 'admin',
     query: ListAuditQuery,
     responses: { 200: R.pageOf(R.AuditSchema) },

@@ -7,7 +7,7 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, type KeyResolver } from '../middleware/auth.js';
+import { auditActor, principalOf, type KeyResolver } from '../middleware/auth.js';
 import { PageQuery, idCursor, page } from '../pagination.js';
 import { NoBody, NoNul, Uuid, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
@@ -78,7 +78,7 @@ function requireAdminKeys(req: Request): void {
 
 function audit(db: Queryable, req: Request, action: string, row: ApiKeyRow, extra: object = {}) {
   return insertAudit(db, {
-    actor: actorOf(principalOf(req)),
+    ...auditActor(req),
     action,
     objectType: 'api_key',
     objectId: row.id,

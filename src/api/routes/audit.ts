@@ -17,6 +17,8 @@ export function auditJson(row: AuditRow): AuditJson {
     object_id: row.objectId,
     tenant_id: row.tenantId,
     changes: row.changes,
+    key_prefix: row.keyPrefix,
+    client_ip: row.clientIp,
   };
 }
 

@@ -10,7 +10,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, listScope, principalOf, readScope } from '../middleware/auth.js';
+import { auditActor, listScope, readScope } from '../middleware/auth.js';
 import { idCursor, page, PageQuery } from '../pagination.js';
 import { IdParams, IsoDate, NoBody, parseInput, queryParam, Uuid } from '../validate.js';
 import { AppError } from '../../errors.js';
@@ -108,7 +108,7 @@ export function deliveriesRouter(ctx: ApiContext, guard: RequestHandler[]): Rout
   router.post('/deliveries/:id/replay', ...guard, async (req, res) => {
     const { id } = parseInput(IdParams, req.params, 'path');
     parseInput(NoBody, req.body, 'body');
-    await replay(ctx.pool, id, { actor: actorOf(principalOf(req)), tenantId: readScope(req) });
+    await replay(ctx.pool, id, { by: auditActor(req), tenantId: readScope(req) });
     res.status(202).json({ delivery_id: id, status: 'pending' });
   });
 

@@ -6,7 +6,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, listScope, principalOf, readScope } from '../middleware/auth.js';
+import { auditActor, listScope, readScope } from '../middleware/auth.js';
 import { decodeCursorAs, page, PageQuery } from '../pagination.js';
 import { NoBody, NoNul, parseInput, queryParam, Uuid } from '../validate.js';
 import type { DeadLetterJson } from '../response-schemas.js';
@@ -85,7 +85,7 @@ export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
     const requeued = await retryDeadBulk(
       ctx.pool,
       { webhookId: body.webhook_id, eventType: body.event_type },
-      { actor: actorOf(principalOf(req)), tenantId: listScope(req, body.tenant_id) },
+      { by: auditActor(req), tenantId: listScope(req, body.tenant_id) },
     );
     res.status(202).json({ requeued });
   });
@@ -93,7 +93,7 @@ export function dlqRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   router.post('/dlq/:delivery_id/retry', ...guard, async (req, res) => {
     const { delivery_id: id } = parseInput(RetryParams, req.params, 'path');
     parseInput(NoBody, req.body, 'body');
-    await retryDead(ctx.pool, id, { actor: actorOf(principalOf(req)), tenantId: readScope(req) });
+    await retryDead(ctx.pool, id, { by: auditActor(req), tenantId: readScope(req) });
     res.status(202).json({ delivery_id: id, status: 'pending' });
   });
 

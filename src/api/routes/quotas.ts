@@ -5,7 +5,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, listScope, principalOf, requireAdmin } from '../middleware/auth.js';
+import { auditActor, listScope, requireAdmin } from '../middleware/auth.js';
 import { parseInput, Uuid } from '../validate.js';
 import { QuotasInput } from './tenants.js';
 import { AppError } from '../../errors.js';
@@ -65,7 +65,7 @@ export function quotasRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       });
       if (!changed) throw AppError.notFound('tenant');
       await insertAudit(tx, {
-        actor: actorOf(principalOf(req)),
+        ...auditActor(req),
         action: 'quota.update',
         objectType: 'quota',
         objectId: tenant_id,

@@ -2,7 +2,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, requireAdmin } from '../middleware/auth.js';
+import { auditActor, requireAdmin } from '../middleware/auth.js';
 import { IdParams, NoNul, parseInput } from '../validate.js';
 import { AppError } from '../../errors.js';
 import type { TenantJson } from '../response-schemas.js';
@@ -70,7 +70,7 @@ export function tenantsRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
         prefix: apiKeyPrefix(apiKey),
       });
       await insertAudit(tx, {
-        actor: actorOf(principalOf(req)),
+        ...auditActor(req),
         action: 'tenant.create',
         objectType: 'tenant',
         objectId: tenant.id,

@@ -5,7 +5,7 @@
 import { Router, type RequestHandler } from 'express';
 import * as v from 'valibot';
 import type { ApiContext } from '../context.js';
-import { actorOf, principalOf, readScope } from '../middleware/auth.js';
+import { auditActor, readScope } from '../middleware/auth.js';
 import { IdParams, IsoDate, parseInput } from '../validate.js';
 // Any valid type, postbox.* included: the default sample is postbox.test (producers may not send postbox.*).
 import { EventType } from './event-schemas.js';
@@ -57,7 +57,7 @@ export function webhookActionsRouter(ctx: ApiContext, guard: RequestHandler[]): 
     );
     // After the send: the audit row says what happened, not only that it was asked for.
     await insertAudit(ctx.pool, {
-      actor: actorOf(principalOf(req)),
+      ...auditActor(req),
       action: 'webhook.test',
       objectType: 'webhook',
       objectId: target.id,
@@ -85,7 +85,7 @@ export function webhookActionsRouter(ctx: ApiContext, guard: RequestHandler[]): 
       const recoveryId = newId();
       const requeued = await recoverWebhook(tx, recoveryId, window);
       await insertAudit(tx, {
-        actor: actorOf(principalOf(req)),
+        ...auditActor(req),
         action: 'webhook.recover',
         objectType: 'webhook',
         objectId: id,

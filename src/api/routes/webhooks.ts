@@ -5,7 +5,7 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import type { ApiContext } from '../context.js';
-import { actorOf, listScope, principalOf, readScope, tenantScope } from '../middleware/auth.js';
+import { auditActor, listScope, principalOf, readScope, tenantScope } from '../middleware/auth.js';
 import { idCursor, page } from '../pagination.js';
 import { IdParams, parseInput } from '../validate.js';
 import { validateWebhookUrl } from '../webhook-url.js';
@@ -25,7 +25,7 @@ import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
 import { WEBHOOK_DEFAULTS } from '../../../db/schema.js';
 import { generateWebhookSecret } from '../../security/webhook-secrets.js';
-import { insertAudit } from '../../queries/audit.js';
+import { insertAudit, REDACTED, type AuditEntry } from '../../queries/audit.js';
 import { notifyDeliveriesDue } from '../../queries/notify.js';
 import {
   getWebhook,
@@ -67,15 +67,31 @@ function unknownTenantAsNotFound(err: unknown): never {
   throw dbAppError(err, { referenced: 'tenant' }) ?? err;
 }
 
-function audit(req: Request, action: string, row: { id: string; tenantId: string }, changes: object) {
+function audit(
+  req: Request,
+  action: string,
+  row: { id: string; tenantId: string },
+  changes: object,
+): AuditEntry {
   return {
-    actor: actorOf(principalOf(req)),
+    ...auditActor(req),
     action,
     objectType: 'webhook',
     objectId: row.id,
     tenantId: row.tenantId,
     changes: changes as Record<string, unknown>,
   };
+}
+
+/**
+ * An update's audit record: the fields the request named, as they were and as they are now (in
+ * the API's shape). Enabling or disabling also shows disabled_reason, which follows from it.
+ */
+function beforeAndAfter(fields: string[], before: WebhookJson, after: WebhookJson) {
+  const named = fields.includes('enabled') ? [...fields, 'disabled_reason'] : fields;
+  const pick = (json: WebhookJson) =>
+    Object.fromEntries(named.map((field) => [field, json[field as keyof WebhookJson]]));
+  return { before: pick(before), after: pick(after) };
 }
 
 export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
@@ -149,12 +165,17 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         // Keep an earlier reason (e.g. an automatic disable) when disabling again.
         disabledReason: enabled ? null : (current.disabledReason ?? `disabled by ${by}`),
       });
-      const json = webhookJson(updated);
-      const changes = Object.fromEntries(
-        Object.keys(input).map((field) => [field, json[field as keyof typeof json]]),
-      );
-      if (Object.keys(changes).length > 0)
-        await insertAudit(tx, audit(req, 'webhook.update', updated, changes));
+      const fields = Object.keys(input);
+      if (fields.length > 0)
+        await insertAudit(
+          tx,
+          audit(
+            req,
+            'webhook.update',
+            updated,
+            beforeAndAfter(fields, webhookJson(current), webhookJson(updated)),
+          ),
+        );
       // Disabled: its pending deliveries are kept, parked out of the claim's way. enabled=true (also on
       // an enabled webhook) closes the circuit breaker and makes parked deliveries due; then wake the
       // workers (sent on COMMIT).
@@ -198,6 +219,9 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         audit(req, 'webhook.rotate_secret', rotated, {
           overlap_seconds: input.overlap_seconds,
           previous_secret_expires_at: rotated.previousSecretExpiresAt.toISOString(),
+          // That it changed, never what it is.
+          before: { secret: REDACTED },
+          after: { secret: REDACTED },
         }),
       );
     });
