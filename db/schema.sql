@@ -748,6 +748,78 @@ COMMENT ON COLUMN public.tenants.name IS 'Human-readable name, set at creation.'
 
 COMMENT ON COLUMN public.tenants.created_at IS 'When the tenant was created.';
 
+CREATE VIEW public.tenant_quota_usage AS
+ SELECT u.tenant_id,
+    u.tenant_name,
+    u.max_events_per_sec,
+    u.events_this_second,
+    u.events_peak_1m,
+    u.events_pct,
+    u.max_concurrent_deliveries,
+    u.in_flight_deliveries,
+    u.concurrency_pct,
+    u.max_dlq_size,
+    u.dlq_size,
+    u.dlq_pct,
+    GREATEST(u.events_pct, u.concurrency_pct, u.dlq_pct) AS peak_pct
+   FROM ( SELECT t.id AS tenant_id,
+            t.name AS tenant_name,
+            q.max_events_per_sec,
+            COALESCE(r.this_second, 0) AS events_this_second,
+            COALESCE(r.peak_1m, 0) AS events_peak_1m,
+            round(((100.0 * (COALESCE(r.peak_1m, 0))::numeric) / (GREATEST(q.max_events_per_sec, 1))::numeric), 1) AS events_pct,
+            q.max_concurrent_deliveries,
+            COALESCE(f.in_flight, (0)::bigint) AS in_flight_deliveries,
+            round(((100.0 * (COALESCE(f.in_flight, (0)::bigint))::numeric) / (GREATEST(q.max_concurrent_deliveries, 1))::numeric), 1) AS concurrency_pct,
+            q.max_dlq_size,
+            COALESCE(l.dead_letters, (0)::bigint) AS dlq_size,
+            round(((100.0 * (COALESCE(l.dead_letters, (0)::bigint))::numeric) / (GREATEST(q.max_dlq_size, 1))::numeric), 1) AS dlq_pct
+           FROM ((((public.tenants t
+             JOIN public.quotas q ON ((q.tenant_id = t.id)))
+             LEFT JOIN ( SELECT w.tenant_id,
+                    max(w.count) FILTER (WHERE (w.window_start = (floor(EXTRACT(epoch FROM now())))::bigint)) AS this_second,
+                    max(w.count) AS peak_1m
+                   FROM public.rate_windows w
+                  WHERE (w.window_start >= ((floor(EXTRACT(epoch FROM now())))::bigint - 60))
+                  GROUP BY w.tenant_id) r ON ((r.tenant_id = t.id)))
+             LEFT JOIN ( SELECT d.tenant_id,
+                    count(*) AS in_flight
+                   FROM public.deliveries d
+                  WHERE (d.status = 'in_flight'::public.delivery_status)
+                  GROUP BY d.tenant_id) f ON ((f.tenant_id = t.id)))
+             LEFT JOIN ( SELECT x.tenant_id,
+                    count(*) AS dead_letters
+                   FROM public.dead_letter_queue x
+                  GROUP BY x.tenant_id) l ON ((l.tenant_id = t.id)))) u;
+
+COMMENT ON VIEW public.tenant_quota_usage IS 'Per tenant: each quota''s limit, what is used now, and the use as a percentage of the limit. Exact counts; reads the in-flight deliveries, the last minute of rate windows and the DLQ (all tenants: one pass over the DLQ''s tenant index; WHERE tenant_id = ... reads only that tenant''s). Top tenants: ORDER BY peak_pct DESC. /metrics counts the tenants at 80 % and 100 % instead (postbox_tenants_near_quota, postbox_tenants_at_quota): see docs/observability.md.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.tenant_id IS 'The tenant.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.tenant_name IS 'The tenant''s name (tenants.name).';
+
+COMMENT ON COLUMN public.tenant_quota_usage.max_events_per_sec IS 'Quota: events the tenant may send per second (quotas.max_events_per_sec); more are refused with 429.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.events_this_second IS 'Events counted in the current one-second window (the transaction''s clock): what GET /quotas/:tenant_id shows.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.events_peak_1m IS 'The busiest second of the last minute: events counted in it. A one-second window is too short to look at; the busiest recent second says whether the tenant reaches its limit.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.events_pct IS 'events_peak_1m as a percentage of max_events_per_sec. 100: the tenant hit its limit in the last minute (requests beyond it got 429).';
+
+COMMENT ON COLUMN public.tenant_quota_usage.max_concurrent_deliveries IS 'Quota: the tenant''s deliveries in flight at once (quotas.max_concurrent_deliveries); the claim holds further due deliveries back.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.in_flight_deliveries IS 'The tenant''s deliveries in flight now (status in_flight), counted as the claim counts them.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.concurrency_pct IS 'in_flight_deliveries as a percentage of max_concurrent_deliveries. 100: the tenant''s due deliveries wait for a slot (held, not due, in postbox_queue_depth).';
+
+COMMENT ON COLUMN public.tenant_quota_usage.max_dlq_size IS 'Quota: dead-lettered deliveries the tenant may have (quotas.max_dlq_size). Flagged, not enforced: nothing is dropped past it.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.dlq_size IS 'Rows of the tenant in dead_letter_queue, exact.';
+
+COMMENT ON COLUMN public.tenant_quota_usage.dlq_pct IS 'dlq_size as a percentage of max_dlq_size; above 100 the tenant is over its DLQ quota (a postbox.tenant.quota_exceeded notice was sent).';
+
+COMMENT ON COLUMN public.tenant_quota_usage.peak_pct IS 'The highest of events_pct, concurrency_pct and dlq_pct: how close the tenant is to its nearest limit. Sort by it for the top tenants.';
+
 CREATE TABLE public.webhooks (
     id uuid NOT NULL,
     tenant_id uuid NOT NULL,

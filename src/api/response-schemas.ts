@@ -319,6 +319,34 @@ export const WebhookStatsSchema = v.strictObject({
 });
 export type WebhookStatsJson = v.InferOutput<typeof WebhookStatsSchema>;
 
+const QuotaUseSchema = v.strictObject({
+  limit: Int,
+  used: Int,
+  percent: v.pipe(v.number(), v.description('used as a percentage of limit, to 0.1; over 100 when past it')),
+});
+
+export const TenantQuotaUsageSchema = v.strictObject({
+  tenant_id: Id,
+  name: v.string(),
+  peak_percent: v.pipe(v.number(), v.description('the highest of the three percentages')),
+  quotas: v.strictObject({
+    events_per_sec: v.pipe(
+      QuotaUseSchema,
+      v.description('used: events in the busiest second of the last minute'),
+    ),
+    concurrent_deliveries: v.pipe(QuotaUseSchema, v.description('used: deliveries in flight now')),
+    dlq_size: v.pipe(QuotaUseSchema, v.description('used: rows in the dead-letter queue')),
+  }),
+});
+export type TenantQuotaUsageJson = v.InferOutput<typeof TenantQuotaUsageSchema>;
+
+export const TenantQuotaUsageListSchema = v.strictObject({
+  data: v.pipe(
+    v.array(TenantQuotaUsageSchema),
+    v.description('highest peak_percent first: a ranking, not a paged list'),
+  ),
+});
+
 /**
  * Named schemas: each becomes `#/components/schemas/<name>` in the document and is referenced
  * wherever it appears. Add a response schema here to give it a name.
@@ -344,6 +372,7 @@ export const NAMED_SCHEMAS = {
   Audit: AuditSchema,
   WebhookHealth: WebhookHealthSchema,
   WebhookStats: WebhookStatsSchema,
+  TenantQuotaUsage: TenantQuotaUsageSchema,
   ApiKey: ApiKeySchema,
   ApiKeyCreated: ApiKeyCreatedSchema,
 } satisfies Record<string, v.GenericSchema>;

@@ -10,14 +10,16 @@ import { listScope, principalOf, readScope } from '../api/middleware/auth.js';
 import { idCursor, page } from '../api/pagination.js';
 import { parseInput } from '../api/validate.js';
 import { AppError } from '../errors.js';
-import type { WebhookHealthJson, WebhookStatsJson } from '../api/response-schemas.js';
+import type { TenantQuotaUsageJson, WebhookHealthJson, WebhookStatsJson } from '../api/response-schemas.js';
 import {
   CONSOLE_CSP,
   consolePublicDir,
   HealthQuery,
   StatsParams,
   StatsQuery,
+  TenantUsageQuery,
 } from '../api/routes/console-schemas.js';
+import { listTopQuotaUsage, type TenantQuotaUsage } from '../queries/quota-usage.js';
 import { listWebhookHealth, type WebhookHealthRow } from '../queries/webhook-health.js';
 import { getWebhook } from '../queries/webhooks.js';
 import { webhookAttemptsPerHour } from '../queries/webhook-stats.js';
@@ -63,6 +65,23 @@ export function webhookHealthJson(row: WebhookHealthRow): WebhookHealthJson {
   };
 }
 
+export function tenantQuotaUsageJson(u: TenantQuotaUsage): TenantQuotaUsageJson {
+  return {
+    tenant_id: u.tenantId,
+    name: u.tenantName,
+    peak_percent: u.peakPct,
+    quotas: {
+      events_per_sec: { limit: u.maxEventsPerSec, used: u.eventsPeak1m, percent: u.eventsPct },
+      concurrent_deliveries: {
+        limit: u.maxConcurrentDeliveries,
+        used: u.inFlightDeliveries,
+        percent: u.concurrencyPct,
+      },
+      dlq_size: { limit: u.maxDlqSize, used: u.dlqSize, percent: u.dlqPct },
+    },
+  };
+}
+
 export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
@@ -88,6 +107,14 @@ export function consoleRouter(ctx: ApiContext, guard: RequestHandler[]): Router 
     const result = page(rows, q.limit, (row) => [row.id]);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ data: result.data.map(webhookHealthJson), next_cursor: result.next_cursor });
+  });
+
+  // The tenants nearest their quotas (tenant_quota_usage view); a tenant key sees its own row only.
+  router.get('/console/api/tenant-usage', ...guard, async (req, res) => {
+    const q = parseInput(TenantUsageQuery, req.query, 'query');
+    const rows = await listTopQuotaUsage(ctx.pool, { tenantId: listScope(req, q.tenant_id), limit: q.limit });
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ data: rows.map(tenantQuotaUsageJson) });
   });
 
   // One webhook's attempts per hour (succeeded / failed) for the console's chart.

@@ -5,12 +5,13 @@
  * (per-webhook numbers live in the webhook_health view instead).
  *
  * Recording is synchronous and cheap (a counter increment, a histogram observation), so the ingest
- * and delivery hot paths call it inline. Queue gauges are read from PostgreSQL on scrape
- * (queue-stats.ts).
+ * and delivery hot paths call it inline. Queue and tenant quota gauges are read from PostgreSQL on
+ * scrape (queue-stats.ts, quota-gauges.ts).
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerPoolMetrics } from './pool-metrics.js';
+import { registerQuotaGauges, type QuotaGaugeOptions } from './quota-gauges.js';
 import { QueueStatsReader, type QueueStatsOptions } from './queue-stats.js';
 
 /** What one delivery attempt came to: each attempt is counted under exactly one outcome. */
@@ -77,6 +78,8 @@ export interface MetricsOptions {
   /** Where the queue gauges are read; without it they are not registered (tests of recording alone). */
   pool?: pg.Pool;
   queueStats?: Omit<QueueStatsOptions, 'pool'>;
+  /** The tenant quota gauges' caching (src/observability/quota-gauges.ts). */
+  quotaGauges?: QuotaGaugeOptions;
   /** Process metrics (CPU, memory, event loop lag, GC); default true. */
   defaultMetrics?: boolean;
 }
@@ -163,6 +166,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (options.pool) {
     registerQueueGauges(registry, new QueueStatsReader({ ...options.queueStats, pool: options.pool }));
     registerPoolMetrics(registry, options.pool);
+    // Both read on scrape, side by side: the same wait bounds the scrape as before they were added.
+    const maxWaitMs = options.queueStats?.maxWaitMs;
+    registerQuotaGauges(registry, options.pool, {
+      ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
+      ...options.quotaGauges,
+    });
   }
 
   return {

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/pool.js';
 import { readQueueStats, setLocalStatementTimeout, type RawQueueStats } from '../queries/metrics.js';
+import { ScrapeCache } from './scrape-cache.js';
 
 /** The queue by state; the states partition open deliveries (due + held + parked + scheduled = pending). */
 export interface QueueStats {
@@ -88,47 +89,30 @@ export function resolveQueueStats(raw: RawQueueStats, cap: number): QueueStats {
 }
 
 export class QueueStatsReader {
-  private last: QueueStats | undefined;
-  private readAt = 0;
-  private ok = false;
-  private reading: Promise<void> | undefined;
-  private readonly o: Required<QueueStatsOptions>;
+  private readonly cache: ScrapeCache<QueueStats>;
 
   constructor(options: QueueStatsOptions) {
-    this.o = { ...QUEUE_STATS_DEFAULTS, ...options };
+    const o: Required<QueueStatsOptions> = { ...QUEUE_STATS_DEFAULTS, ...options };
+    this.cache = new ScrapeCache({
+      ttlMs: o.ttlMs,
+      maxWaitMs: o.maxWaitMs,
+      read: async () => {
+        const raw = await withTransaction(o.pool, async (client) => {
+          await setLocalStatementTimeout(client, o.statementTimeoutMs);
+          return readQueueStats(client, o.cap);
+        });
+        return resolveQueueStats(raw, o.cap);
+      },
+    });
   }
 
   /** Whether the latest read succeeded and is recent (false before the first, and while a read hangs). */
   get healthy(): boolean {
-    return this.ok && Date.now() - this.readAt <= this.o.ttlMs + this.o.maxWaitMs;
+    return this.cache.healthy;
   }
 
   /** The latest values (fresh within ttlMs when the database answers in time), or undefined before any. */
-  async get(): Promise<QueueStats | undefined> {
-    if (this.last && Date.now() - this.readAt < this.o.ttlMs) return this.last;
-    // One read at a time: concurrent gauges and scrapers share it.
-    this.reading ??= this.read().finally(() => (this.reading = undefined));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.reading, new Promise((r) => (timer = setTimeout(r, this.o.maxWaitMs)))]);
-    clearTimeout(timer);
-    return this.last;
-  }
-
-  private async read(): Promise<void> {
-    try {
-      const raw = await withTransaction(this.o.pool, async (client) => {
-        await setLocalStatementTimeout(client, this.o.statementTimeoutMs);
-        return readQueueStats(client, this.o.cap);
-      });
-      this.last = resolveQueueStats(raw, this.o.cap);
-      this.ok = true;
-    } catch {
-      // Served stale (or absent) with postbox_queue_stats_up 0; the database's own errors are logged
-      // by whatever else uses it.
-      this.ok = false;
-    }
-    // A failure also waits a ttl before the next try (once there are values to serve meanwhile), so
-    // a scrape storm cannot hammer a sick database.
-    this.readAt = Date.now();
+  get(): Promise<QueueStats | undefined> {
+    return this.cache.get();
   }
 }

@@ -222,6 +222,7 @@ describe('a live run', () => {
     await call('GET', `/audit?tenant_id=${t.id}&limit=5`);
     await call('GET', '/console/api/session', { key });
     await call('GET', '/console/api/webhook-health', { key });
+    await call('GET', '/console/api/tenant-usage?limit=5');
     await call('GET', `/console/api/webhooks/${w.id}/stats?hours=3`, { key });
 
     // Errors: each status with its documented shape (and Retry-After where promised).

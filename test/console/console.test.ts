@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.js';
+import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { waitFor } from '../helpers/wait.js';
 import { launchBrowser, startReceiver, type Browser, type Receiver } from './browser.js';
 
@@ -205,6 +206,32 @@ describe('console', () => {
     await page.locator('main h2', { hasText: 'Webhooks' }).waitFor();
     await page.locator('main tbody tr').first().waitFor();
     await expect(page.locator('main').innerText()).resolves.not.toContain('belongs to someone else');
+    await page.close();
+  });
+
+  it('shows the tenants nearest their quotas on the Quotas page, a tenant only its own', async () => {
+    const heavy = await app.createTenant('<b>quota-heavy</b>', { max_dlq_size: 1 });
+    const hook = await sqlWebhook(app.db.pool, heavy.id);
+    await sqlDeadDelivery(app.db.pool, heavy.id, hook.id);
+    await sqlDeadDelivery(app.db.pool, heavy.id, hook.id);
+
+    const page = await openConsole();
+    await logIn(page, ADMIN_KEY);
+    await page.click('#nav a[href="#/quotas"]');
+    const first = page.locator('#quotas tbody tr').first();
+    await first.waitFor();
+    // Nearest its limit: 2 dead letters of 1 allowed, shown as text (the name is not HTML).
+    await expect(first.innerText()).resolves.toContain('<b>quota-heavy</b>');
+    await expect(first.locator('.quota-use.over', { hasText: '200.0 %' }).count()).resolves.toBe(2);
+    await expect(first.innerText()).resolves.toContain('2 of 1');
+
+    await page.click('#logout');
+    await logIn(page, tenant.apiKey);
+    await page.locator('main h2', { hasText: 'Webhooks' }).waitFor();
+    await page.goto(`${app.baseUrl}/console/#/quotas`);
+    await page.locator('main h2', { hasText: 'Quota usage' }).waitFor();
+    await expect(page.locator('#quotas tbody tr').count()).resolves.toBe(1);
+    await expect(mainText(page)).resolves.toContain('console-tenant');
     await page.close();
   });
 

@@ -133,6 +133,7 @@ describe('runbooks', () => {
       'rotate-leaked-secret.md',
       'slo-burn.md',
       'slow-webhook.md',
+      'tenant-at-quota.md',
       'tenant-rate-limited.md',
       'workers-not-claiming.md',
     ]);

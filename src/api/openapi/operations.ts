@@ -29,7 +29,7 @@ import {
   TenantKeyParams,
   TenantParams as KeyOwnerParams,
 } from '../routes/api-keys.js';
-import { HealthQuery, StatsParams, StatsQuery } from '../routes/console-schemas.js';
+import { HealthQuery, StatsParams, StatsQuery, TenantUsageQuery } from '../routes/console-schemas.js';
 import { RecoverBody, TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
@@ -388,6 +388,16 @@ export const OPERATIONS: readonly Operation[] = [
     auth: 'key',
     query: HealthQuery,
     responses: { 200: R.pageOf(R.WebhookHealthSchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /console/api/tenant-usage',
+    tag: 'Console',
+    summary:
+      'Tenants by quota use, nearest their limits first (the tenant_quota_usage view); a tenant key sees its own',
+    auth: 'key',
+    query: TenantUsageQuery,
+    responses: { 200: R.TenantQuotaUsageListSchema },
     errors: [404],
   },
   {

@@ -52,3 +52,21 @@ export const StatsQuery = v.strictObject(
   },
   'is not a known query parameter',
 );
+
+/** The top tenants by quota use: a ranking of at most `limit` (1–100, default 20), no cursor. */
+export const TenantUsageQuery = v.strictObject(
+  {
+    limit: v.optional(
+      v.pipe(
+        QueryString,
+        v.regex(/^\d+$/, 'must be a whole number'),
+        v.transform(Number),
+        v.minValue(1, 'must be at least 1'),
+        v.maxValue(100, 'must be at most 100'),
+      ),
+      '20',
+    ),
+    tenant_id: v.optional(v.pipe(QueryString, Uuid)),
+  },
+  'is not a known query parameter',
+);

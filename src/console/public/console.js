@@ -4,6 +4,7 @@
 import { api, ApiError, clearKey, getKey, query, setKey } from './api.js';
 import { badge, el, flash, link, pagedTable, percent, shortId, table, time } from './dom.js';
 import { fromLocalInput, toLocalInput } from './dom.js';
+import { quotasPage } from './quota-page.js';
 import { webhookPages } from './webhook-pages.js';
 
 const STATUSES = ['pending', 'in_flight', 'succeeded', 'failed', 'cancelled'];
@@ -335,6 +336,7 @@ async function pageFor(path, params) {
   if (delivery) return deliveryPage(decodeURIComponent(delivery[1]));
   if (path === '/deliveries') return deliveriesPage(params);
   if (path === '/dlq') return dlqPage(params);
+  if (path === '/quotas') return quotasPage({ session: () => session }, params);
   if (path === '/webhooks' || path === '/login' || path === '') return webhooksPage();
   return [el('h2', {}, 'Not found'), el('p', {}, link('#/webhooks', 'Back to the webhooks'))];
 }
