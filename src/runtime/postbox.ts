@@ -19,7 +19,7 @@ import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
 import { registerBootstrapKey } from '../queries/api-keys.js';
 import { newId } from '../ids.js';
 import { SecretBox } from '../security/secret-box.js';
-import { loadAdminKey, loadSecretsKey } from '../security/key-files.js';
+import { loadAdminKey, loadSecretsKeys } from '../security/key-files.js';
 import { verifySecretsKey } from './secrets-key-check.js';
 
 export interface Postbox {
@@ -34,7 +34,8 @@ export interface Postbox {
 }
 
 export async function startPostbox(config: Config, logger: Logger): Promise<Postbox> {
-  const secretBox = new SecretBox(loadSecretsKey(config));
+  const keys = loadSecretsKeys(config);
+  const secretBox = new SecretBox(keys.current, keys.previous);
   const admin = loadAdminKey(config);
   if (admin.generatedAt) logger.info('generated the admin API key', { path: admin.generatedAt });
 
@@ -56,7 +57,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
   try {
     await runMigrations(databaseUrl);
     pool = createPool(databaseUrl, config.DB_POOL_SIZE);
-    await verifySecretsKey(pool, secretBox);
+    await verifySecretsKey(pool, secretBox, logger);
     metrics = createMetrics({ pool });
 
     if (config.POSTBOX_ROLE !== 'worker') {

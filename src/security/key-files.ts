@@ -40,6 +40,29 @@ export function replaceAdminKeyFile(path: string, key: string): void {
   renameSync(next, path);
 }
 
+/** The keyring: SECRETS_KEY (or the file) seals; the SECRETS_KEY_PREVIOUS keys only open. */
+export interface SecretsKeys {
+  current: Buffer;
+  previous: Buffer[];
+}
+
+export function loadSecretsKeys(config: Config): SecretsKeys {
+  const entries = (config.SECRETS_KEY_PREVIOUS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const previous = entries.map((text, i) => {
+    const key = parseSecretsKey(text);
+    if (!key)
+      throw new ConfigError(
+        'SECRETS_KEY_PREVIOUS',
+        `entry ${i + 1} must be 32 bytes, as 64 hex characters or base64 (entries are separated by commas)`,
+      );
+    return key;
+  });
+  return { current: loadSecretsKey(config), previous };
+}
+
 export function loadSecretsKey(config: Config): Buffer {
   if (config.SECRETS_KEY) {
     const key = parseSecretsKey(config.SECRETS_KEY);

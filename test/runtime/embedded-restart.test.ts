@@ -7,7 +7,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
+import { runningEmbeddedUrl } from '../../src/db/embedded.js';
 import { silentLogger } from '../../src/logger.js';
 import { startPostbox } from '../../src/runtime/postbox.js';
 
@@ -33,7 +35,18 @@ it('keeps data and keys across a restart', async () => {
     expect(readFileSync(join(dataDir, 'admin-api-key'), 'utf8').trim()).toBe(adminKey);
     const again = await second.pool.query('SELECT name FROM tenants WHERE id = $1', [rows[0]!.id]);
     expect(again.rows).toEqual([{ name: 'kept' }]);
+    // A tool (npm run secrets:rekey) finds the running instance's server from DATA_DIR alone.
+    const url = runningEmbeddedUrl(dataDir);
+    expect(url).toBeDefined();
+    const tool = new pg.Client({ connectionString: url });
+    await tool.connect();
+    try {
+      expect((await tool.query('SELECT name FROM tenants')).rows).toEqual([{ name: 'kept' }]);
+    } finally {
+      await tool.end();
+    }
   } finally {
     await second.stop();
   }
+  expect(runningEmbeddedUrl(dataDir)).toBeUndefined();
 }, 60_000);
