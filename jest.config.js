@@ -2,7 +2,6 @@
 /** @type {import('jest').Config} */
 export default {
   preset: 'ts-jest/presets/default-esm',
-  testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   // The container test builds an image: `npm run test:container` (jest.container.config.js).
@@ -11,6 +10,9 @@ export default {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true }],
   },
+  // A file that leaves a server, child process or pg pool/client open fails (test/leak-environment.js).
+  testEnvironment: '<rootDir>/test/leak-environment.js',
+  setupFilesAfterEnv: ['<rootDir>/test/leak-tracking.ts'],
   globalSetup: '<rootDir>/test/global-setup.js',
   globalTeardown: '<rootDir>/test/global-teardown.js',
   testTimeout: 30_000,
