@@ -4,8 +4,9 @@ export default {
   preset: 'ts-jest/presets/default-esm',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // The container test builds an image: `npm run test:container` (jest.container.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/container/'],
+  // The container test builds an image: `npm run test:container` (jest.container.config.js). The fault
+  // suite takes minutes under load: `npm run test:faults` (jest.faults.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/container/', '<rootDir>/test/faults/'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true }],

@@ -6,7 +6,6 @@
  */
 import type pg from 'pg';
 import type { TestApp } from '../helpers/app.js';
-import type { TrackingReceiver } from '../helpers/tracking-receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 export interface ProducerTally {
@@ -20,8 +19,20 @@ export interface ProducerTally {
   ackTimes: number[];
 }
 
+export interface ProducerOptions {
+  /** Loops posting at once (default 4). */
+  concurrency?: number;
+  /** No loop posts past this many ms after the start (default 60 s). */
+  maxMs?: number;
+  /** Each loop's pause after an acked post (default 0: as fast as answers come), to shape the load. */
+  paceMs?: number;
+  /** Event type (default 'fault.test'). */
+  type?: string;
+}
+
 /** Posts events with `concurrency` loops until `stop()`; bounded by `maxMs` in any case. */
-export function startProducer(app: TestApp, tenantId: string, concurrency = 4, maxMs = 60_000) {
+export function startProducer(app: TestApp, tenantId: string, options: ProducerOptions = {}) {
+  const { concurrency = 4, maxMs = 60_000, paceMs = 0, type = 'fault.test' } = options;
   const tally: ProducerTally = {
     acked: new Map(),
     statuses: new Map(),
@@ -36,7 +47,7 @@ export function startProducer(app: TestApp, tenantId: string, concurrency = 4, m
     while (!stopped && Date.now() < deadline) {
       try {
         const res = await app.request('POST', '/events', {
-          body: { type: 'fault.test', payload: { n: n++ }, tenant_id: tenantId },
+          body: { type, payload: { n: n++ }, tenant_id: tenantId },
         });
         count(String(res.status));
         if (res.status === 202) {
@@ -46,6 +57,7 @@ export function startProducer(app: TestApp, tenantId: string, concurrency = 4, m
           tally.unavailableWithoutRetryAfter++;
         // A producer honouring Retry-After would wait longer; a short pause keeps the load steady.
         if (res.status !== 202) await new Promise((r) => setTimeout(r, 50));
+        else if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
       } catch {
         count('network');
         await new Promise((r) => setTimeout(r, 50));
@@ -78,6 +90,11 @@ export interface Figures {
   answers: Record<string, number>;
 }
 
+/** What the receiver saw: webhook-id → requests it accepted (answered 2xx, or would have). */
+export interface Seen {
+  readonly counts: ReadonlyMap<string, number>;
+}
+
 /**
  * Waits until every delivery of every acked event is succeeded or failed (dead-lettered), then
  * checks the receiver saw each succeeded one; returns the figures.
@@ -85,7 +102,7 @@ export interface Figures {
 export async function settle(
   pool: pg.Pool,
   tally: ProducerTally,
-  receiver: TrackingReceiver,
+  receiver: Seen,
   timeoutMs = 60_000,
 ): Promise<Figures> {
   const deliveryIds = [...tally.acked.values()].flat();

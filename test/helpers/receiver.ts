@@ -1,7 +1,8 @@
 /**
  * A real webhook receiver for tests: an HTTP server on 127.0.0.1 that records every request and
  * answers as told, per path and per request (status, delay, an answer held until a promise settles,
- * headers, body size, endless body, redirect, dropped connection).
+ * headers, body size, endless body, redirect, dropped or reset connection, an answer dripped a byte
+ * at a time).
  *
  *   const receiver = await startReceiver();
  *   receiver.on('/flaky', (_req, n) => (n < 2 ? { status: 500 } : { status: 200 }));
@@ -47,6 +48,10 @@ export interface Behaviour {
   drop?: boolean;
   /** Answer only once this settles (after `delayMs`, if given): a request held open while a test looks. */
   until?: Promise<unknown>;
+  /** Reset the connection (TCP RST) without answering. */
+  reset?: boolean;
+  /** Write the raw answer one byte every this many ms (a slow-drip receiver; headers included). */
+  dripMs?: number;
 }
 
 /** `n`: 0-based count of earlier requests to the same path. */
@@ -89,9 +94,15 @@ export async function startReceiver(): Promise<Receiver> {
       res.socket?.destroy();
       return;
     }
+    if (b.reset) {
+      res.socket?.resetAndDestroy();
+      return;
+    }
     const headers = { ...b.headers };
     if (b.redirectTo) headers.location = b.redirectTo;
     const status = b.status ?? (b.redirectTo ? 302 : 200);
+    if (b.dripMs)
+      return drip(res, Buffer.from(`HTTP/1.1 ${status} Dripping\r\ncontent-length: 0\r\n\r\n`), b.dripMs);
     if (b.endless) {
       res.writeHead(status, headers);
       const pump = () => {
@@ -106,6 +117,23 @@ export async function startReceiver(): Promise<Receiver> {
     bytesSent += body.length;
     res.writeHead(status, { ...headers, 'content-length': String(body.length) });
     res.end(body);
+  }
+
+  // Raw bytes on the socket, bypassing ServerResponse: the status line itself arrives slowly.
+  function drip(res: ServerResponse, bytes: Buffer, intervalMs: number): void {
+    const socket = res.socket;
+    if (!socket) return;
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (socket.destroyed || sent >= bytes.length) {
+        clearInterval(timer);
+        timers.delete(timer);
+        return;
+      }
+      socket.write(bytes.subarray(sent, ++sent));
+      bytesSent++;
+    }, intervalMs);
+    timers.add(timer);
   }
 
   const server: Server = createServer((req, res) => {

@@ -5,7 +5,9 @@
  * be one delivery in flight twice at once.
  *
  * `hold = true` keeps new requests open (no answer) until `release()`, so a test can kill or stop a
- * worker while attempts are provably in flight.
+ * worker while attempts are provably in flight; `delayMs` answers each request that long after it
+ * arrived, so a steady load always has some attempts in flight. `down()` stops listening (connections
+ * are refused) and `up()` listens on the same port again: a receiver that is away for a while.
  *
  * Why not receiver.ts: that one records a request when its body is complete and answers per path
  * (status, delay, redirect, large or endless bodies), and knows nothing of open requests; the
@@ -40,6 +42,12 @@ export interface TrackingReceiver {
   readonly held: number;
   /** Answers every held request with `status`. */
   release(status?: number): void;
+  /** Answer each request (not held) this long after it arrived; default 0. */
+  delayMs: number;
+  /** Closes the listener and every open connection: new connections are refused until up(). */
+  down(): Promise<void>;
+  /** Listens again on the same port. */
+  up(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +59,9 @@ export async function startTrackingReceiver(): Promise<TrackingReceiver> {
   const abandoned: string[] = [];
   const heldResponses = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
   let open = 0;
+  let port = 0;
   let maxOpen = 0;
 
   const answer = (res: ServerResponse, status: number) => {
@@ -80,9 +90,17 @@ export async function startTrackingReceiver(): Promise<TrackingReceiver> {
       for (const res of heldResponses) answer(res, status);
       heldResponses.clear();
     },
-    async close() {
+    delayMs: 0,
+    async down() {
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async up() {
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    },
+    async close() {
+      for (const timer of timers) clearTimeout(timer);
+      await receiver.down();
     },
   };
 
@@ -105,7 +123,13 @@ export async function startTrackingReceiver(): Promise<TrackingReceiver> {
     req.resume();
     req.on('end', () => {
       if (receiver.hold) heldResponses.add(res);
-      else answer(res, 200);
+      else if (receiver.delayMs > 0) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          answer(res, 200);
+        }, receiver.delayMs);
+        timers.add(timer);
+      } else answer(res, 200);
     });
   });
   server.keepAliveTimeout = 60_000;
@@ -115,6 +139,7 @@ export async function startTrackingReceiver(): Promise<TrackingReceiver> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
-  receiver.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/hook`;
+  port = typeof address === 'object' && address ? address.port : 0;
+  receiver.url = `http://127.0.0.1:${port}/hook`;
   return receiver;
 }
