@@ -25,7 +25,9 @@ async function start(env: Record<string, string>) {
     POSTBOX_ROLE: 'all',
     SSRF_ALLOW_CIDRS: '127.0.0.0/8',
     POLL_INTERVAL_MS: '100',
-    LEASE_SECONDS: '5',
+    // No worker dies here: a long lease keeps a stall of this loaded process from looking like one
+    // (a rescue would record a lost attempt, and on the last attempt dead-letter the delivery).
+    LEASE_SECONDS: '30',
     SHUTDOWN_GRACE_MS: '500',
     ...env,
   });
@@ -91,41 +93,55 @@ describe('hostile receivers', () => {
     const figures = await settle(app.db.pool, tally, { counts: accepted }, 120_000);
     const settledAt = Date.now();
 
+    interface Attempt {
+      attempt: number;
+      status_code: number | null;
+      error: string | null;
+      duration_ms: number;
+    }
     const { rows } = await app.db.pool.query<{
+      id: string;
       webhook_id: string;
       status: string;
-      n: number;
-      attempts: number;
-      longest_ms: number;
+      attempts: Attempt[];
     }>(
-      `SELECT d.webhook_id, d.status, count(DISTINCT d.id)::int AS n, count(a.id)::int AS attempts,
-              max(a.duration_ms)::int AS longest_ms
-         FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.id
+      `SELECT d.id, d.webhook_id, d.status,
+              coalesce(json_agg(json_build_object('attempt', a.attempt, 'status_code', a.status_code,
+                                                  'error', a.error, 'duration_ms', a.duration_ms)
+                                ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL), '[]') AS attempts
+         FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
         WHERE d.event_id = ANY($1::uuid[])
-        GROUP BY d.webhook_id, d.status`,
+        GROUP BY d.id`,
       [[...tally.acked.keys()]],
     );
-    const byBehaviour: Record<string, Record<string, unknown>> = {};
-    for (const r of rows) {
-      const { behaviour, recovers } = hooks.get(r.webhook_id)!;
-      byBehaviour[`${behaviour}/${recovers ? 'recovers' : 'never'}`] = {
-        [r.status]: r.n,
-        attempts: r.attempts,
-        longest_ms: r.longest_ms,
-      };
-    }
-    report('hostile_receivers', { ...figures, settle_s: seconds(settledAt - ackedAt), byBehaviour });
-
-    for (const r of rows) {
-      const { recovers } = hooks.get(r.webhook_id)!;
+    const byBehaviour: Record<
+      string,
+      { succeeded: number; failed: number; attempts: number; longest_ms: number }
+    > = {};
+    const unexpected: unknown[] = [];
+    for (const d of rows) {
+      const { behaviour, recovers } = hooks.get(d.webhook_id)!;
+      const key = `${behaviour}/${recovers ? 'recovers' : 'never'}`;
+      const b = (byBehaviour[key] ??= { succeeded: 0, failed: 0, attempts: 0, longest_ms: 0 });
+      if (d.status === 'succeeded' || d.status === 'failed') b[d.status]++;
+      b.attempts += d.attempts.length;
+      b.longest_ms = Math.max(b.longest_ms, ...d.attempts.map((a) => a.duration_ms));
       // The ones that behave on the third attempt are delivered; the others dead-lettered after 3.
-      expect(r.status).toBe(recovers ? 'succeeded' : 'failed');
-      expect(r.attempts).toBe(3 * r.n);
-      // Never stuck: no attempt outlives its timeout by much, whatever the receiver does (the slack
-      // is this process's event loop under load: the receiver and Postbox share it).
-      expect(r.longest_ms).toBeLessThan(timeoutMs + 5000);
+      if (d.status !== (recovers ? 'succeeded' : 'failed') || d.attempts.length !== 3)
+        unexpected.push({ key, ...d });
     }
-    expect(rows).toHaveLength(hooks.size);
+    report('hostile_receivers', {
+      ...figures,
+      settle_s: seconds(settledAt - ackedAt),
+      byBehaviour,
+      ...(unexpected.length > 0 ? { unexpected } : {}),
+    });
+
+    expect(unexpected).toEqual([]);
+    expect(Object.keys(byBehaviour)).toHaveLength(hooks.size);
+    // Never stuck: no attempt outlives its timeout by much, whatever the receiver does (the slack is
+    // this process's event loop under load: the receiver and Postbox share it).
+    for (const b of Object.values(byBehaviour)) expect(b.longest_ms).toBeLessThan(timeoutMs + 5000);
     expect(figures.lost).toBe(0);
     expect(figures.delivered + figures.deadLettered).toBe(figures.deliveries);
     expect(figures.delivered).toBe(figures.deliveries / 2);
