@@ -12,6 +12,14 @@ CREATE TYPE public.delivery_status AS ENUM (
 
 COMMENT ON TYPE public.delivery_status IS 'pending: waiting for next_attempt_at; in_flight: claimed under a lease; succeeded: a 2xx was received; failed: retries exhausted, see dead_letter_queue; cancelled: webhook deleted before delivery';
 
+CREATE FUNCTION postbox.attempt_partition_name(day date) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT 'delivery_attempts_p' || to_char(day, 'YYYYMMDD')
+$$;
+
+COMMENT ON FUNCTION postbox.attempt_partition_name(day date) IS 'Name of the daily partition of delivery_attempts holding the attempts started on that UTC day.';
+
 CREATE FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
@@ -75,6 +83,37 @@ $$;
 
 COMMENT ON FUNCTION postbox.consume_event_quota(tenant uuid, n integer) IS 'Adds n events to the tenant''s current one-second window if max_events_per_sec allows; no row when the tenant has no quotas.';
 
+CREATE FUNCTION postbox.create_attempt_partition(day date) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+  parent regclass := 'delivery_attempts'::regclass;
+  schema_name text := (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = parent);
+  part text := postbox.attempt_partition_name(day);
+  lo timestamptz := day::timestamp AT TIME ZONE 'UTC';
+  hi timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+  -- Creators take turns (start-up of several processes, the hourly job): the second then finds it made.
+  PERFORM pg_advisory_xact_lock(7310003);
+  IF to_regclass(format('%I.%I', schema_name, part)) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                 schema_name, part, parent);
+  EXECUTE format('WITH moved AS (DELETE FROM %I.delivery_attempts_default WHERE started_at >= $1 AND started_at < $2 RETURNING *)
+                  INSERT INTO %I.%I SELECT * FROM moved', schema_name, schema_name, part)
+    USING lo, hi;
+  EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+                 parent, schema_name, part, lo, hi);
+  EXECUTE format('COMMENT ON TABLE %I.%I IS %L', schema_name, part,
+                 format('Attempts started on %s (UTC): a daily partition of delivery_attempts, dropped whole by retention.', day));
+  RETURN true;
+END
+$_$;
+
+COMMENT ON FUNCTION postbox.create_attempt_partition(day date) IS 'Creates the daily partition of delivery_attempts for a UTC day unless it exists, moving that day''s rows out of the default partition; true when it created one. The maintenance job calls it for today and the days ahead.';
+
 CREATE FUNCTION postbox.dead_letter_notices() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -115,6 +154,21 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION postbox.dead_letter_notices() IS 'Trigger: deliveries entering the DLQ add to their webhook''s postbox.delivery.dead_lettered digest, and a DLQ crossing max_dlq_size to the tenant''s postbox.tenant.quota_exceeded digest, in the same transaction.';
+
+CREATE FUNCTION postbox.drop_attempt_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM delivery_attempt_partitions p WHERE p.partition = part AND NOT p.is_default) THEN
+    RAISE EXCEPTION '% is not a daily partition of delivery_attempts', part
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE format('DROP TABLE %s', part);
+END
+$$;
+
+COMMENT ON FUNCTION postbox.drop_attempt_partition(part regclass) IS 'Drops one daily partition of delivery_attempts (never the default one): how retention deletes a day of attempts.';
 
 CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -334,10 +388,15 @@ CREATE FUNCTION public.postbox_events_immutable() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  IF TG_OP = 'DELETE' AND current_setting('postbox.retention', true) = 'on' THEN
-    RETURN OLD;
+  IF current_setting('postbox.retention', true) = 'on' THEN
+    IF TG_OP = 'DELETE' THEN
+      RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.payload IS NULL AND to_jsonb(NEW) - 'payload' = to_jsonb(OLD) - 'payload' THEN
+      RETURN NEW;
+    END IF;
   END IF;
-  RAISE EXCEPTION 'events is an immutable log: % is not allowed (only retention may delete)', TG_OP
+  RAISE EXCEPTION 'events is an immutable log: % is not allowed (only retention may delete a row or remove its payload)', TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END
 $$;
@@ -527,17 +586,18 @@ CREATE TABLE public.delivery_attempts (
     status_code integer,
     error text,
     response_excerpt text
-);
+)
+PARTITION BY RANGE (started_at);
 
-COMMENT ON TABLE public.delivery_attempts IS 'One row per HTTP attempt: what was tried and what came back.';
+COMMENT ON TABLE public.delivery_attempts IS 'One row per HTTP attempt: what was tried and what came back. Partitioned by UTC day of started_at (see delivery_attempt_partitions); retention drops whole days.';
 
-COMMENT ON COLUMN public.delivery_attempts.id IS 'Surrogate key.';
+COMMENT ON COLUMN public.delivery_attempts.id IS 'Surrogate key (unique with started_at, the partition key).';
 
-COMMENT ON COLUMN public.delivery_attempts.delivery_id IS 'The delivery attempted.';
+COMMENT ON COLUMN public.delivery_attempts.delivery_id IS 'The delivery attempted (no foreign key: attempts outlive nothing but their day; see docs/design.md).';
 
 COMMENT ON COLUMN public.delivery_attempts.attempt IS '1 for the first attempt of a cycle, then 2, 3, ... (sent as X-Webhook-Attempt).';
 
-COMMENT ON COLUMN public.delivery_attempts.started_at IS 'When the request was started.';
+COMMENT ON COLUMN public.delivery_attempts.started_at IS 'When the request was started; the partition key.';
 
 COMMENT ON COLUMN public.delivery_attempts.duration_ms IS 'Milliseconds until the answer, timeout or error.';
 
@@ -546,6 +606,45 @@ COMMENT ON COLUMN public.delivery_attempts.status_code IS 'HTTP status received,
 COMMENT ON COLUMN public.delivery_attempts.error IS 'Why the attempt failed, NULL on success.';
 
 COMMENT ON COLUMN public.delivery_attempts.response_excerpt IS 'First 1 KiB of the response body.';
+
+CREATE VIEW public.delivery_attempt_partitions AS
+ SELECT (c.oid)::regclass AS partition,
+    (b.range[1])::timestamp with time zone AS range_from,
+    (b.range[2])::timestamp with time zone AS range_to,
+    ((c.relpartbound IS NOT NULL) AND (pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'::text)) AS is_default,
+    (GREATEST(c.reltuples, (0)::real))::bigint AS rows_estimate,
+    pg_total_relation_size((c.oid)::regclass) AS total_bytes
+   FROM ((pg_inherits i
+     JOIN pg_class c ON ((c.oid = i.inhrelid)))
+     CROSS JOIN LATERAL ( SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$'::text) AS range) b)
+  WHERE (i.inhparent = ('public.delivery_attempts'::regclass)::oid);
+
+COMMENT ON VIEW public.delivery_attempt_partitions IS 'The partitions of delivery_attempts: one per UTC day, plus the default partition for rows outside every day (it should stay empty).';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.partition IS 'The partition (a table).';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.range_from IS 'First instant it holds (started_at >= range_from); NULL for the default partition.';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.range_to IS 'First instant it no longer holds (started_at < range_to); retention drops it once range_to is older than RETENTION_ATTEMPT_DAYS.';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.is_default IS 'true for delivery_attempts_default, which takes rows no daily partition covers.';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.rows_estimate IS 'Rows, estimated by the planner statistics (pg_class.reltuples; 0 before the first ANALYZE).';
+
+COMMENT ON COLUMN public.delivery_attempt_partitions.total_bytes IS 'Size on disk with its indexes and TOAST (pg_total_relation_size).';
+
+CREATE TABLE public.delivery_attempts_default (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,
+    error text,
+    response_excerpt text
+);
+
+COMMENT ON TABLE public.delivery_attempts_default IS 'Attempts outside every daily partition of delivery_attempts. Should stay empty: rows here mean partitions were not created ahead in time (the maintenance job) or a start time far off; creating their day''s partition moves them.';
 
 ALTER TABLE public.delivery_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.delivery_attempts_id_seq
@@ -560,14 +659,14 @@ CREATE TABLE public.events (
     id uuid NOT NULL,
     tenant_id uuid NOT NULL,
     type text NOT NULL,
-    payload jsonb NOT NULL,
+    payload jsonb,
     occurred_at timestamp with time zone NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     idempotency_key text,
     traceparent text
 );
 
-COMMENT ON TABLE public.events IS 'Immutable log of ingested events (a trigger rejects UPDATE and DELETE outside retention).';
+COMMENT ON TABLE public.events IS 'Immutable log of ingested events (a trigger rejects UPDATE and DELETE outside retention; retention deletes rows and removes payloads).';
 
 COMMENT ON COLUMN public.events.id IS 'Event id (UUIDv7); the "id" of the envelope receivers get.';
 
@@ -575,7 +674,7 @@ COMMENT ON COLUMN public.events.tenant_id IS 'Tenant that produced the event.';
 
 COMMENT ON COLUMN public.events.type IS 'Event type, e.g. order.created.';
 
-COMMENT ON COLUMN public.events.payload IS 'The producer''s payload; the "data" of the envelope receivers get.';
+COMMENT ON COLUMN public.events.payload IS 'The producer''s payload; the "data" of the envelope receivers get. NULL once retention removed it (RETENTION_PAYLOAD_DAYS), never while a pending, in-flight or dead-lettered delivery may still send it.';
 
 COMMENT ON COLUMN public.events.occurred_at IS 'The event''s own timestamp (given by the producer, else the time it was received).';
 
@@ -1062,6 +1161,8 @@ COMMENT ON COLUMN public.webhook_recoveries.delivery_ids IS 'The deliveries this
 
 COMMENT ON COLUMN public.webhook_recoveries.created_at IS 'When the recovery was asked for.';
 
+ALTER TABLE ONLY public.delivery_attempts ATTACH PARTITION public.delivery_attempts_default DEFAULT;
+
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
 
@@ -1075,7 +1176,10 @@ ALTER TABLE ONLY public.deliveries
     ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.delivery_attempts
-    ADD CONSTRAINT delivery_attempts_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT delivery_attempts_pkey PRIMARY KEY (id, started_at);
+
+ALTER TABLE ONLY public.delivery_attempts_default
+    ADD CONSTRAINT delivery_attempts_default_pkey PRIMARY KEY (id, started_at);
 
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (id);
@@ -1113,6 +1217,10 @@ COMMENT ON INDEX public.api_keys_tenant_idx IS 'A tenant''s keys (or the admin k
 
 CREATE INDEX audit_log_action_idx ON public.audit_log USING btree (action, id DESC);
 
+CREATE INDEX audit_log_at_idx ON public.audit_log USING btree (at);
+
+COMMENT ON INDEX public.audit_log_at_idx IS 'Audit retention deletes the oldest rows first (RETENTION_AUDIT_DAYS).';
+
 CREATE INDEX audit_log_tenant_idx ON public.audit_log USING btree (tenant_id, id DESC);
 
 CREATE INDEX dead_letter_queue_dead_at_idx ON public.dead_letter_queue USING btree (dead_at DESC, delivery_id DESC);
@@ -1141,9 +1249,21 @@ CREATE INDEX deliveries_tenant_id_idx ON public.deliveries USING btree (tenant_i
 
 CREATE INDEX deliveries_webhook_id_idx ON public.deliveries USING btree (webhook_id, id DESC);
 
-CREATE INDEX delivery_attempts_delivery_id_idx ON public.delivery_attempts USING btree (delivery_id, attempt);
+CREATE INDEX delivery_attempts_delivery_id_idx ON ONLY public.delivery_attempts USING btree (delivery_id, attempt);
 
-CREATE INDEX delivery_attempts_started_at_idx ON public.delivery_attempts USING btree (started_at);
+COMMENT ON INDEX public.delivery_attempts_delivery_id_idx IS 'A delivery''s attempts (the delivery detail, the recorder replacing a lost-attempt placeholder).';
+
+CREATE INDEX delivery_attempts_default_delivery_id_attempt_idx ON public.delivery_attempts_default USING btree (delivery_id, attempt);
+
+CREATE INDEX delivery_attempts_started_at_idx ON ONLY public.delivery_attempts USING btree (started_at);
+
+COMMENT ON INDEX public.delivery_attempts_started_at_idx IS 'Attempts in a time window (webhook_health''s last 24 hours, runbooks).';
+
+CREATE INDEX delivery_attempts_default_started_at_idx ON public.delivery_attempts_default USING btree (started_at);
+
+CREATE INDEX events_payload_kept_idx ON public.events USING btree (id) WHERE (payload IS NOT NULL);
+
+COMMENT ON INDEX public.events_payload_kept_idx IS 'Events still holding a payload: payload retention walks these, not the emptied ones, on every run.';
 
 CREATE INDEX events_tenant_id_idx ON public.events USING btree (tenant_id, id DESC);
 
@@ -1162,6 +1282,12 @@ COMMENT ON INDEX public.webhook_recoveries_webhook_idx IS 'Finding a running rec
 CREATE INDEX webhooks_event_types_idx ON public.webhooks USING gin (event_types) WHERE ((deleted_at IS NULL) AND enabled);
 
 CREATE INDEX webhooks_tenant_id_idx ON public.webhooks USING btree (tenant_id, id DESC);
+
+ALTER INDEX public.delivery_attempts_delivery_id_idx ATTACH PARTITION public.delivery_attempts_default_delivery_id_attempt_idx;
+
+ALTER INDEX public.delivery_attempts_pkey ATTACH PARTITION public.delivery_attempts_default_pkey;
+
+ALTER INDEX public.delivery_attempts_started_at_idx ATTACH PARTITION public.delivery_attempts_default_started_at_idx;
 
 CREATE TRIGGER dead_letter_queue_notices AFTER INSERT ON public.dead_letter_queue REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION postbox.dead_letter_notices();
 
@@ -1198,9 +1324,6 @@ ALTER TABLE ONLY public.deliveries
 
 ALTER TABLE ONLY public.deliveries
     ADD CONSTRAINT deliveries_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.delivery_attempts
-    ADD CONSTRAINT delivery_attempts_delivery_id_deliveries_id_fk FOREIGN KEY (delivery_id) REFERENCES public.deliveries(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;

@@ -165,7 +165,8 @@ export const events = pgTable(
       .notNull()
       .references(() => tenants.id, { onDelete: 'cascade' }),
     type: text('type').notNull(),
-    payload: jsonb('payload').notNull(),
+    // NULL once retention removed it (RETENTION_PAYLOAD_DAYS); a producer's JSON null is stored as 'null'.
+    payload: jsonb('payload'),
     occurredAt: tstz('occurred_at').notNull(),
     receivedAt: tstz('received_at').notNull().defaultNow(),
     idempotencyKey: text('idempotency_key'),
@@ -176,6 +177,10 @@ export const events = pgTable(
     uniqueIndex('events_tenant_idempotency_key').on(t.tenantId, t.idempotencyKey),
     index('events_tenant_id_idx').on(t.tenantId, t.id.desc().nullsFirst()),
     index('events_tenant_type_idx').on(t.tenantId, t.type, t.id.desc().nullsFirst()),
+    // Payload retention walks only the events that still hold one, not the emptied ones every run.
+    index('events_payload_kept_idx')
+      .on(t.id)
+      .where(sql`payload IS NOT NULL`),
   ],
 );
 
@@ -237,13 +242,16 @@ export const deliveries = pgTable(
   ],
 );
 
+/**
+ * Partitioned by range of started_at, one partition per UTC day, plus a default partition (migration
+ * 0019; drizzle cannot express partitioning). Hence the primary key carries started_at, and delivery_id
+ * has no foreign key: days are dropped whole by retention, independently of deliveries (docs/design.md).
+ */
 export const deliveryAttempts = pgTable(
   'delivery_attempts',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    deliveryId: uuid('delivery_id')
-      .notNull()
-      .references(() => deliveries.id, { onDelete: 'cascade' }),
+    id: bigint('id', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+    deliveryId: uuid('delivery_id').notNull(),
     attempt: integer('attempt').notNull(),
     startedAt: tstz('started_at').notNull(),
     durationMs: integer('duration_ms').notNull(),
@@ -252,6 +260,7 @@ export const deliveryAttempts = pgTable(
     responseExcerpt: text('response_excerpt'),
   },
   (t) => [
+    primaryKey({ name: 'delivery_attempts_pkey', columns: [t.id, t.startedAt] }),
     index('delivery_attempts_delivery_id_idx').on(t.deliveryId, t.attempt),
     index('delivery_attempts_started_at_idx').on(t.startedAt),
   ],
@@ -307,6 +316,8 @@ export const auditLog = pgTable(
   (t) => [
     index('audit_log_tenant_idx').on(t.tenantId, t.id.desc().nullsFirst()),
     index('audit_log_action_idx').on(t.action, t.id.desc().nullsFirst()),
+    // Audit retention: the oldest rows first.
+    index('audit_log_at_idx').on(t.at),
   ],
 );
 

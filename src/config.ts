@@ -77,8 +77,16 @@ const EnvSchema = v.object({
   POLL_INTERVAL_MS: optionalInt(10, 60_000, 500),
   /** SIGTERM grace: in-flight attempts may finish this long before they are released. */
   SHUTDOWN_GRACE_MS: optionalInt(0, 600_000, 10_000),
-  /** Attempts, finished deliveries and their events older than this are deleted. */
+  /** Finished deliveries and their events older than this are deleted; the default of the four below. */
   RETENTION_DAYS: optionalInt(1, 3650, 30),
+  /** Event payloads older than this are removed once nothing may still send them (RETENTION_DAYS). */
+  RETENTION_PAYLOAD_DAYS: v.optional(int(1, 3650)),
+  /** Delivery attempts are kept this many days, then dropped a whole day at a time (RETENTION_DAYS). */
+  RETENTION_ATTEMPT_DAYS: v.optional(int(1, 3650)),
+  /** Dead-lettered deliveries leave the DLQ, deleted, this long after they died (RETENTION_DAYS). */
+  RETENTION_DLQ_DAYS: v.optional(int(1, 3650)),
+  /** Audit log rows older than this are deleted (RETENTION_DAYS). */
+  RETENTION_AUDIT_DAYS: v.optional(int(1, 3650)),
   /** When the retention job runs: five-field cron, UTC, once per cluster (pg-boss). */
   RETENTION_CRON: v.optional(
     v.pipe(v.string(), v.trim(), v.regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression')),
@@ -125,6 +133,31 @@ export function healthPolicyOf(config: Config): HealthPolicy {
   };
 }
 
+/** How long each kind of history is kept, in days (the retention job's policy). */
+export interface RetentionPolicy {
+  /** Finished deliveries, and events no delivery references any more (RETENTION_DAYS). */
+  recordDays: number;
+  /** Event payloads, unless a live or dead-lettered delivery may still send them (RETENTION_PAYLOAD_DAYS). */
+  payloadDays: number;
+  /** Delivery attempts, dropped a whole day at a time (RETENTION_ATTEMPT_DAYS). */
+  attemptDays: number;
+  /** Dead-lettered deliveries with their DLQ rows, from when they died (RETENTION_DLQ_DAYS). */
+  dlqDays: number;
+  /** Audit log rows (RETENTION_AUDIT_DAYS). */
+  auditDays: number;
+}
+
+export function retentionPolicyOf(config: Config): RetentionPolicy {
+  const days = config.RETENTION_DAYS;
+  return {
+    recordDays: days,
+    payloadDays: config.RETENTION_PAYLOAD_DAYS ?? days,
+    attemptDays: config.RETENTION_ATTEMPT_DAYS ?? days,
+    dlqDays: config.RETENTION_DLQ_DAYS ?? days,
+    auditDays: config.RETENTION_AUDIT_DAYS ?? days,
+  };
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
@@ -157,6 +190,13 @@ function checkTogether(config: Config): void {
     throw new ConfigError(
       'BREAKER_COOLDOWN_MAX_MS',
       `must be at least BREAKER_COOLDOWN_MS (${config.BREAKER_COOLDOWN_MS})`,
+    );
+  // A payload cannot outlive its event, which goes after RETENTION_DAYS: a longer setting would be a
+  // promise the job cannot keep.
+  if ((config.RETENTION_PAYLOAD_DAYS ?? 0) > config.RETENTION_DAYS)
+    throw new ConfigError(
+      'RETENTION_PAYLOAD_DAYS',
+      `must be at most RETENTION_DAYS (${config.RETENTION_DAYS}): a payload goes with its event at the latest`,
     );
 }
 

@@ -22,7 +22,12 @@ export interface RecoveryCall {
   tenantId: string | undefined;
 }
 
-/** A new delivery cycle of the same delivery id; 404 unknown, 409 in flight or webhook deleted. */
+const payloadExpired = () =>
+  AppError.conflict(
+    'the event payload was removed by retention (RETENTION_PAYLOAD_DAYS); it cannot be sent again',
+  );
+
+/** A new delivery cycle of the same delivery id; 404 unknown, 409 in flight, webhook deleted or payload gone. */
 export async function replay(pool: pg.Pool, id: string, call: RecoveryCall): Promise<void> {
   await withTransaction(pool, async (tx) => {
     const outcome = await replayDelivery(tx, id, call.tenantId);
@@ -31,6 +36,7 @@ export async function replay(pool: pg.Pool, id: string, call: RecoveryCall): Pro
       throw AppError.conflict('the delivery is being attempted right now; replay it once it finishes');
     if (outcome.kind === 'webhook_deleted')
       throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
+    if (outcome.kind === 'payload_expired') throw payloadExpired();
     await insertAudit(tx, {
       ...call.by,
       action: 'delivery.replay',
@@ -51,7 +57,9 @@ export async function retryDead(pool: pg.Pool, id: string, call: RecoveryCall): 
   await withTransaction(pool, async (tx) => {
     const outcome = await retryDeadLetter(tx, id, call.tenantId);
     if (outcome.kind === 'not_found') throw AppError.notFound('dead-lettered delivery');
-    // In the DLQ means status failed, so never in flight; a deleted webhook is the one refusal.
+    // In the DLQ means status failed, so never in flight, and its payload is kept while it is there;
+    // a deleted webhook is the one refusal.
+    if (outcome.kind === 'payload_expired') throw payloadExpired();
     if (outcome.kind !== 'requeued')
       throw AppError.conflict('the webhook of this delivery is deleted; there is nowhere to send it');
     await insertAudit(tx, {

@@ -4,7 +4,11 @@
  * process, so adding workers never runs a job twice.
  *
  * Jobs:
- * - postbox-retention (RETENTION_CRON, daily by default): runRetention with RETENTION_DAYS.
+ * - postbox-retention (RETENTION_CRON, daily by default): runRetention with the RETENTION_*_DAYS policy.
+ * - postbox-partitions (hourly): today's and the next days' partitions of delivery_attempts created
+ *   ahead, days past the attempt retention dropped. Also run once at start-up, so a fresh install has
+ *   today's partition before the first attempt is written. Hourly although a partition is needed only
+ *   once a day: a run that could not get its lock in time is retried within the hour, not the next day.
  *
  * Lease rescue is deliberately not a job: a delivery whose worker died keeps status in_flight with a
  * lease_expires_at in the past, and the delivery claim takes such rows like due pending ones. Rescue
@@ -13,10 +17,15 @@
 import PgBoss from 'pg-boss';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
+import type { RetentionPolicy } from '../config.js';
 import { withAdvisoryLock } from '../db/pool.js';
+import { maintainAttemptPartitions, PARTITION_DEFAULTS, type PartitionResult } from './partitions.js';
 import { runRetention } from './retention.js';
 
 export const RETENTION_JOB = 'postbox-retention';
+export const PARTITIONS_JOB = 'postbox-partitions';
+/** Minute 7 of every hour, UTC: away from the top of the hour, where cron jobs everywhere pile up. */
+export const PARTITIONS_CRON = '7 * * * *';
 
 export interface MaintenanceConfig {
   /** Where pg-boss keeps its schema; the same database as Postbox. */
@@ -24,14 +33,16 @@ export interface MaintenanceConfig {
   /** Postbox's own pool, used by the jobs themselves. */
   pool: pg.Pool;
   logger: Logger;
-  /** RETENTION_DAYS. */
-  retentionDays: number;
+  /** How long each kind of history is kept (RETENTION_DAYS and RETENTION_*_DAYS). */
+  retention: RetentionPolicy;
   /** Five-field cron (UTC) for the retention job; minute resolution. */
   retentionCron: string;
   /** Rows per retention statement. */
   retentionBatchSize?: number;
   /** How often an idle process asks pg-boss for a due job. A daily job can wait this long. */
   pollingIntervalSeconds?: number;
+  /** Days after today whose attempt partition exists ahead of time (default 3). */
+  partitionDaysAhead?: number;
 }
 
 export interface Maintenance {
@@ -41,8 +52,8 @@ export interface Maintenance {
 
 const MAINTENANCE_SETUP_LOCK = 7_310_002; // arbitrary, fixed: advisory lock key for pg-boss setup
 
-/** Creates the retention queue and its schedule (both idempotent). */
-async function registerRetention(boss: PgBoss, config: MaintenanceConfig): Promise<void> {
+/** Creates the queues and their schedules (all idempotent). */
+async function registerJobs(boss: PgBoss, config: MaintenanceConfig): Promise<void> {
   await boss.createQueue(RETENTION_JOB, {
     name: RETENTION_JOB,
     // singleton: at most one active run, even if a run outlasts the interval between ticks.
@@ -52,8 +63,25 @@ async function registerRetention(boss: PgBoss, config: MaintenanceConfig): Promi
     // A long first run over a big backlog must not be declared dead and started a second time.
     expireInSeconds: 6 * 3600,
   });
+  await boss.createQueue(PARTITIONS_JOB, {
+    name: PARTITIONS_JOB,
+    policy: 'singleton',
+    retryLimit: 2,
+    retryDelay: 60,
+    // A few DDL statements, each waiting at most its lock timeout.
+    expireInSeconds: 15 * 60,
+  });
   // Upserts by name: every process calls this at start; the last writer's cron wins.
   await boss.schedule(RETENTION_JOB, config.retentionCron, {}, { tz: 'UTC' });
+  await boss.schedule(PARTITIONS_JOB, PARTITIONS_CRON, {}, { tz: 'UTC' });
+}
+
+/** Logs what a partition run changed; a day whose lock was not granted is a warning (retried hourly). */
+function logPartitions(logger: Logger, result: PartitionResult): void {
+  if (result.lockTimeouts > 0)
+    logger.warn('attempt partitions: lock not granted in time, left for the next run', { ...result });
+  else if (result.created > 0 || result.dropped > 0)
+    logger.info('attempt partitions maintained', { ...result });
 }
 
 export async function startMaintenance(config: MaintenanceConfig): Promise<Maintenance> {
@@ -69,11 +97,30 @@ export async function startMaintenance(config: MaintenanceConfig): Promise<Maint
   boss.on('error', (err) => logger.warn('maintenance scheduler error', { error: err.message }));
 
   const running = new AbortController();
+  const partitionOptions = {
+    daysAhead: config.partitionDaysAhead ?? PARTITION_DEFAULTS.daysAhead,
+    attemptDays: config.retention.attemptDays,
+    lockTimeoutMs: PARTITION_DEFAULTS.lockTimeoutMs,
+    signal: running.signal,
+  };
   await boss.start();
   try {
     // pg-boss 10 creates a queue's table on createQueue; two processes doing it at once deadlock
     // (seen in the scheduler test), so setup takes turns under an advisory lock.
-    await withAdvisoryLock(config.pool, MAINTENANCE_SETUP_LOCK, () => registerRetention(boss, config));
+    await withAdvisoryLock(config.pool, MAINTENANCE_SETUP_LOCK, () => registerJobs(boss, config));
+    logPartitions(logger, await maintainAttemptPartitions(config.pool, partitionOptions));
+    await boss.work(
+      PARTITIONS_JOB,
+      { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },
+      async () => {
+        try {
+          logPartitions(logger, await maintainAttemptPartitions(config.pool, partitionOptions));
+        } catch (err) {
+          logger.error('attempt partitions failed', { error: (err as Error).message });
+          throw err;
+        }
+      },
+    );
     await boss.work(
       RETENTION_JOB,
       { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },
@@ -81,7 +128,7 @@ export async function startMaintenance(config: MaintenanceConfig): Promise<Maint
         const started = Date.now();
         try {
           const result = await runRetention(config.pool, {
-            olderThanDays: config.retentionDays,
+            policy: config.retention,
             batchSize: config.retentionBatchSize ?? 1000,
             signal: running.signal,
           });

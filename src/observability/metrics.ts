@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerPartitionMetrics } from './partition-metrics.js';
 import { registerPoolMetrics } from './pool-metrics.js';
 import { registerQuotaGauges, type QuotaGaugeOptions } from './quota-gauges.js';
 import { QueueStatsReader, type QueueStatsOptions } from './queue-stats.js';
@@ -166,12 +167,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (options.pool) {
     registerQueueGauges(registry, new QueueStatsReader({ ...options.queueStats, pool: options.pool }));
     registerPoolMetrics(registry, options.pool);
-    // Both read on scrape, side by side: the same wait bounds the scrape as before they were added.
+    // All read on scrape, side by side: the same wait bounds the scrape as before they were added.
     const maxWaitMs = options.queueStats?.maxWaitMs;
     registerQuotaGauges(registry, options.pool, {
       ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
       ...options.quotaGauges,
     });
+    registerPartitionMetrics(registry, options.pool, maxWaitMs === undefined ? {} : { maxWaitMs });
   }
 
   return {

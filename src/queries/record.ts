@@ -252,13 +252,28 @@ WITH r AS (
       -- Evaluated once, first: every webhook lock is taken before a delivery row is.
       AND (SELECT count(*) FROM calc) >= 0
     RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error
+), lost AS MATERIALIZED (
+   -- A late result of an attempt a rescuer recorded as lost (its worker was slow, not dead) replaces
+   -- that placeholder. Only results that changed nothing can be late. LATERAL: one index probe per
+   -- result, and the window on started_at (the placeholder starts at the claim of that attempt, just
+   -- before r's own start: a lease apart at most, give or take clock skew) prunes the probe to a day or
+   -- two of partitions at run time. As a plain join the planner, costing every partition, would pick
+   -- a scan of them all.
+   SELECT p.id, p.started_at
+     FROM r CROSS JOIN LATERAL (
+       SELECT a.id, a.started_at FROM delivery_attempts a
+        WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
+          AND a.started_at > r.started_at - interval '1 day' AND a.started_at < r.started_at + interval '1 day'
+        LIMIT 1) p
+    WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
 ), superseded AS (
-   -- A late result of an attempt a rescuer recorded as lost (its worker was slow, not dead)
-   -- replaces that placeholder. Only results that changed nothing can be late.
+   -- id alone is unique (one sequence); started_at = ANY narrows each partition's probe to the
+   -- placeholders' times. The one-time filter skips every partition when nothing was lost (the usual
+   -- case): the DELETE then reads nothing at all.
    DELETE FROM delivery_attempts a
-    USING r
-    WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
-      AND NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
+    WHERE (SELECT count(*) FROM lost) > 0
+      AND a.started_at = ANY (ARRAY(SELECT started_at FROM lost))
+      AND a.id = ANY (ARRAY(SELECT id FROM lost))
 ), dead AS (
    ${deadLetterInsert(`(SELECT * FROM done WHERE status = 'failed')`)}
 ), dlq_over AS (

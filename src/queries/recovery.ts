@@ -16,7 +16,30 @@ export type RequeueOutcome =
   | { kind: 'requeued'; tenantId: string; previousStatus: DeliveryStatus; previousAttempts: number }
   | { kind: 'not_found' }
   | { kind: 'in_flight' }
-  | { kind: 'webhook_deleted' };
+  | { kind: 'webhook_deleted' }
+  | { kind: 'payload_expired' };
+
+/**
+ * Locks the delivery's event (FOR SHARE, until the transaction ends) and tells whether it still has its
+ * payload; undefined when the delivery is not found. Payload retention locks the events it empties
+ * (FOR UPDATE SKIP LOCKED) and re-checks for live deliveries after that lock: with this lock first, a
+ * requeue either sees the payload gone or commits before retention looks, so no pending delivery is
+ * ever left with an emptied payload.
+ */
+async function lockEventPayload(
+  db: Queryable,
+  deliveryId: string,
+  tenantId: string | undefined,
+): Promise<boolean | undefined> {
+  const { rows } = await db.query<{ kept: boolean }>(
+    `SELECT e.payload IS NOT NULL AS kept
+       FROM deliveries d JOIN events e ON e.id = d.event_id
+      WHERE d.id = $1 AND ($2::uuid IS NULL OR d.tenant_id = $2)
+        FOR SHARE OF e`,
+    [deliveryId, tenantId ?? null],
+  );
+  return rows[0]?.kept;
+}
 
 interface RequeueRow {
   tenantId: string;
@@ -31,7 +54,8 @@ interface RequeueRow {
  * current status rather than a stale one), requeue it unless it is in flight or its webhook is
  * deleted, and drop its DLQ row. `deadOnly` limits it to deliveries that are in the DLQ; the status
  * test is what a concurrent retry makes fail (the lock re-checks the row, not the EXISTS).
- * Lock order is the delivery row, then its DLQ row, as everywhere else, so retries cannot deadlock.
+ * Lock order is the event row (shared), the delivery row, then its DLQ row, so retries cannot deadlock.
+ * Needs a transaction (the event lock must last until the requeue commits).
  */
 async function requeueOne(
   db: Queryable,
@@ -39,6 +63,9 @@ async function requeueOne(
   tenantId: string | undefined,
   deadOnly: boolean,
 ): Promise<RequeueOutcome> {
+  const kept = await lockEventPayload(db, id, tenantId);
+  if (kept === undefined) return { kind: 'not_found' };
+  if (!kept) return { kind: 'payload_expired' };
   const { rows } = await db.query<RequeueRow>(
     `WITH target AS (
        SELECT d.id, d.tenant_id, d.status, d.attempts, w.deleted_at IS NOT NULL AS webhook_deleted

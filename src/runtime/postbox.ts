@@ -4,7 +4,7 @@
  */
 import type express from 'express';
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import { retentionPolicyOf, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createApp } from '../app.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
@@ -83,7 +83,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
         databaseUrl,
         pool,
         logger,
-        retentionDays: config.RETENTION_DAYS,
+        retention: retentionPolicyOf(config),
         retentionCron: config.RETENTION_CRON,
       });
       notices = startNoticeFlusher({ pool, logger });

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { v7 } from 'uuid';
+import type { RetentionPolicy } from '../../src/config.js';
 import { runRetention, uuidV7Floor } from '../../src/maintenance/retention.js';
+import { replay } from '../../src/delivery/recovery.js';
+import { replayDelivery } from '../../src/queries/recovery.js';
 import { deleteFinishedDeliveriesBatch, FIRST_ID, retentionCutoff } from '../../src/queries/retention.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -14,6 +17,17 @@ let tenantId: string;
 let webhookId: string;
 
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY);
+
+/** Every period `days` (RETENTION_DAYS alone), with some set apart. */
+const policy = (days: number, apart: Partial<RetentionPolicy> = {}): RetentionPolicy => ({
+  recordDays: days,
+  payloadDays: days,
+  attemptDays: days,
+  dlqDays: days,
+  auditDays: days,
+  ...apart,
+});
+const DEFAULTS = policy(RETENTION_DAYS);
 
 /** An event received `ageDays` ago, with the UUIDv7 id it would have been given then. */
 async function insertEvent(ageDays: number): Promise<string> {
@@ -119,6 +133,9 @@ beforeEach(async () => {
     await client.query(`SELECT set_config('postbox.retention', 'on', true)`);
     await client.query('DELETE FROM deliveries');
     await client.query('DELETE FROM events');
+    // Attempts have no foreign key to deliveries (they go with their day), so they are cleared apart.
+    await client.query('DELETE FROM delivery_attempts');
+    await client.query('DELETE FROM audit_log');
     await client.query('COMMIT');
   } finally {
     client.release();
@@ -195,9 +212,17 @@ describe('runRetention', () => {
     });
     const eYoungAlone = await insertEvent(YOUNG);
 
-    const result = await runRetention(db.pool, { olderThanDays: RETENTION_DAYS, batchSize: 100 });
+    const result = await runRetention(db.pool, { policy: DEFAULTS, batchSize: 100 });
 
-    expect(result).toMatchObject({ attempts: 5, deliveries: 4, events: 4, complete: true });
+    // No partition covers 40 days ago in this database, so those attempts sit in the default partition
+    // and go row by row (a daily partition would go whole: partitions.test.ts).
+    expect(result).toMatchObject({
+      defaultAttempts: 5,
+      deliveries: 4,
+      deadLetters: 1,
+      events: 4,
+      complete: true,
+    });
     expect((await ids('deliveries')).sort()).toEqual(
       [dPending, dInFlight, dReplayed, dRedead, dMixedLive, dYoung].sort(),
     );
@@ -216,8 +241,8 @@ describe('runRetention', () => {
     expect(await attemptsOf(dYoung)).toBe(1);
 
     // A second run finds nothing more to do.
-    expect(await runRetention(db.pool, { olderThanDays: RETENTION_DAYS, batchSize: 100 })).toMatchObject({
-      attempts: 0,
+    expect(await runRetention(db.pool, { policy: DEFAULTS, batchSize: 100 })).toMatchObject({
+      defaultAttempts: 0,
       deliveries: 0,
       events: 0,
     });
@@ -238,8 +263,8 @@ describe('runRetention', () => {
       });
       (live ? kept : doomed).push(e);
     }
-    const result = await runRetention(db.pool, { olderThanDays: RETENTION_DAYS, batchSize: 3 });
-    expect(result).toMatchObject({ attempts: 25, deliveries: 20, events: 20, complete: true });
+    const result = await runRetention(db.pool, { policy: DEFAULTS, batchSize: 3 });
+    expect(result).toMatchObject({ defaultAttempts: 25, deliveries: 20, events: 20, complete: true });
     expect((await ids('events')).sort()).toEqual(kept.sort());
   });
 
@@ -252,7 +277,13 @@ describe('runRetention', () => {
       });
     }
     const cutoff = await retentionCutoff(db.pool, RETENTION_DAYS);
-    const batch = await deleteFinishedDeliveriesBatch(db.pool, cutoff, uuidV7Floor(cutoff), FIRST_ID, 2);
+    const batch = await deleteFinishedDeliveriesBatch(
+      db.pool,
+      { records: cutoff, deadLetters: cutoff },
+      uuidV7Floor(cutoff),
+      FIRST_ID,
+      2,
+    );
     expect(batch).toMatchObject({ scanned: 2, deleted: 2 });
     expect(await ids('deliveries')).toHaveLength(3);
   });
@@ -267,7 +298,7 @@ describe('runRetention', () => {
     }
     const aborted = AbortSignal.abort();
     const result = await runRetention(db.pool, {
-      olderThanDays: RETENTION_DAYS,
+      policy: DEFAULTS,
       batchSize: 1,
       signal: aborted,
     });
@@ -276,16 +307,146 @@ describe('runRetention', () => {
   });
 
   it('refuses a batch size below 1', async () => {
-    await expect(runRetention(db.pool, { olderThanDays: RETENTION_DAYS, batchSize: 0 })).rejects.toThrow(
-      RangeError,
-    );
+    await expect(runRetention(db.pool, { policy: DEFAULTS, batchSize: 0 })).rejects.toThrow(RangeError);
+  });
+});
+
+async function payloadOf(eventId: string): Promise<unknown> {
+  const { rows } = await db.pool.query('SELECT payload FROM events WHERE id = $1', [eventId]);
+  expect(rows).toHaveLength(1);
+  return rows[0].payload;
+}
+
+async function insertAudit(ageDays: number): Promise<string> {
+  const { rows } = await db.pool.query(
+    `INSERT INTO audit_log (at, actor, action, object_type, object_id, tenant_id)
+     VALUES ($1, 'admin', 'webhook.update', 'webhook', $2, $3) RETURNING id`,
+    [daysAgo(ageDays), webhookId, tenantId],
+  );
+  return String(rows[0].id);
+}
+
+describe('each retention setting on its own', () => {
+  it('RETENTION_DLQ_DAYS: dead-lettered deliveries leave after their own period, the others keep theirs', async () => {
+    const deadOld = await insertDelivery(await insertEvent(10), {
+      ageDays: 10,
+      status: 'failed',
+      completedDaysAgo: 9,
+    });
+    const deadYoung = await insertDelivery(await insertEvent(3), {
+      ageDays: 3,
+      status: 'failed',
+      completedDaysAgo: 2,
+    });
+    const succeeded = await insertDelivery(await insertEvent(10), {
+      ageDays: 10,
+      status: 'succeeded',
+      completedDaysAgo: 9,
+    });
+    const shorter = await runRetention(db.pool, { policy: policy(30, { dlqDays: 7 }), batchSize: 100 });
+    expect(shorter).toMatchObject({ deliveries: 1, deadLetters: 1, events: 0 });
+    expect((await ids('deliveries')).sort()).toEqual([deadYoung, succeeded].sort());
+    expect(await ids('dead_letter_queue', 'delivery_id')).toEqual([deadYoung]);
+    expect(deadOld).toBeDefined();
+
+    // Longer than RETENTION_DAYS: the DLQ keeps what finished deliveries would lose.
+    const deadKept = await insertDelivery(await insertEvent(40), {
+      ageDays: 40,
+      status: 'failed',
+      completedDaysAgo: 40,
+    });
+    const doneOld = await insertDelivery(await insertEvent(40), {
+      ageDays: 40,
+      status: 'succeeded',
+      completedDaysAgo: 40,
+    });
+    const longer = await runRetention(db.pool, { policy: policy(30, { dlqDays: 60 }), batchSize: 100 });
+    expect(longer).toMatchObject({ deliveries: 1, deadLetters: 0, events: 1 });
+    expect(await ids('deliveries')).toEqual(expect.arrayContaining([deadKept]));
+    expect(await ids('deliveries')).not.toContain(doneOld);
+  });
+
+  it('RETENTION_PAYLOAD_DAYS: payloads are emptied after their period unless a delivery may still send them', async () => {
+    const eDone = await insertEvent(10);
+    await insertDelivery(eDone, { ageDays: 10, status: 'succeeded', completedDaysAgo: 10 });
+    const eNoDeliveries = await insertEvent(10);
+    const ePending = await insertEvent(10);
+    await insertDelivery(ePending, { ageDays: 10, status: 'pending' });
+    const eInFlight = await insertEvent(10);
+    await insertDelivery(eInFlight, { ageDays: 10, status: 'in_flight' });
+    const eDead = await insertEvent(10);
+    await insertDelivery(eDead, { ageDays: 10, status: 'failed', completedDaysAgo: 10 });
+    const eYoung = await insertEvent(3);
+    await insertDelivery(eYoung, { ageDays: 3, status: 'succeeded', completedDaysAgo: 3 });
+
+    const result = await runRetention(db.pool, { policy: policy(30, { payloadDays: 7 }), batchSize: 2 });
+    expect(result).toMatchObject({ payloads: 2, deliveries: 0, events: 0, complete: true });
+    // The rows stay (RETENTION_DAYS); only the payload is gone, as SQL NULL.
+    expect(await payloadOf(eDone)).toBeNull();
+    expect(await payloadOf(eNoDeliveries)).toBeNull();
+    const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM events WHERE payload IS NULL');
+    expect(rows[0].n).toBe(2);
+    for (const kept of [ePending, eInFlight, eDead, eYoung]) expect(await payloadOf(kept)).toEqual({});
+
+    // Nothing left to empty: the next run looks only at events still holding a payload.
+    expect(
+      await runRetention(db.pool, { policy: policy(30, { payloadDays: 7 }), batchSize: 2 }),
+    ).toMatchObject({ payloads: 0 });
+  });
+
+  it('a replay of a delivery whose payload is gone is refused (409), and a replay racing retention keeps the payload', async () => {
+    const eGone = await insertEvent(10);
+    const dGone = await insertDelivery(eGone, { ageDays: 10, status: 'succeeded', completedDaysAgo: 10 });
+    const eRacing = await insertEvent(10);
+    const dRacing = await insertDelivery(eRacing, { ageDays: 10, status: 'succeeded', completedDaysAgo: 10 });
+
+    // A replay holds its event's lock while retention runs: retention passes that event by.
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await expect(replayDelivery(client, dRacing, undefined)).resolves.toMatchObject({ kind: 'requeued' });
+      const result = await runRetention(db.pool, { policy: policy(30, { payloadDays: 7 }), batchSize: 100 });
+      expect(result.payloads).toBe(1);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(await payloadOf(eRacing)).toEqual({});
+    expect(await payloadOf(eGone)).toBeNull();
+    // Pending again now: a later run still keeps its payload.
+    await runRetention(db.pool, { policy: policy(30, { payloadDays: 7 }), batchSize: 100 });
+    expect(await payloadOf(eRacing)).toEqual({});
+
+    await expect(
+      replay(db.pool, dGone, {
+        by: { actor: 'admin', keyPrefix: null, clientIp: null },
+        tenantId: undefined,
+      }),
+    ).rejects.toMatchObject({
+      status: 409,
+      message: expect.stringContaining('RETENTION_PAYLOAD_DAYS'),
+    });
+    const { rows } = await db.pool.query('SELECT status FROM deliveries WHERE id = $1', [dGone]);
+    expect(rows).toEqual([{ status: 'succeeded' }]);
+  });
+
+  it('RETENTION_AUDIT_DAYS: the audit log is trimmed after its own period, nothing else', async () => {
+    const old = [await insertAudit(100), await insertAudit(40)];
+    const young = [await insertAudit(10), await insertAudit(0)];
+    const e = await insertEvent(40);
+    const d = await insertDelivery(e, { ageDays: 40, status: 'succeeded', completedDaysAgo: 40 });
+    const result = await runRetention(db.pool, { policy: policy(365, { auditDays: 30 }), batchSize: 1 });
+    expect(result).toMatchObject({ audit: 2, deliveries: 0, events: 0, complete: true });
+    expect((await ids('audit_log')).sort()).toEqual(young.sort());
+    expect(old).toHaveLength(2);
+    expect(await ids('deliveries')).toEqual([d]);
   });
 });
 
 describe('the events log outside retention', () => {
   it('still refuses a plain DELETE and UPDATE, also on connections retention has used', async () => {
     const e = await insertEvent(OLD);
-    await runRetention(db.pool, { olderThanDays: RETENTION_DAYS, batchSize: 10 }); // deletes e
+    await runRetention(db.pool, { policy: DEFAULTS, batchSize: 10 }); // deletes e
     const kept = await insertEvent(OLD);
     await insertDelivery(kept, { ageDays: OLD, status: 'pending' });
     expect(await ids('events')).toEqual([kept]);

@@ -3,7 +3,13 @@ import PgBoss from 'pg-boss';
 import { v7 } from 'uuid';
 import winston from 'winston';
 import Transport from 'winston-transport';
-import { RETENTION_JOB, startMaintenance, type Maintenance } from '../../src/maintenance/scheduler.js';
+import {
+  PARTITIONS_CRON,
+  PARTITIONS_JOB,
+  RETENTION_JOB,
+  startMaintenance,
+  type Maintenance,
+} from '../../src/maintenance/scheduler.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -27,7 +33,7 @@ async function startProcess(cron = '17 3 * * *') {
     databaseUrl: db.url,
     pool: db.pool,
     logger,
-    retentionDays: 30,
+    retention: { recordDays: 30, payloadDays: 30, attemptDays: 30, dlqDays: 30, auditDays: 30 },
     retentionCron: cron,
     pollingIntervalSeconds: 0.5,
   });
@@ -58,12 +64,29 @@ afterAll(async () => {
 });
 
 describe('maintenance scheduler (pg-boss)', () => {
-  it('registers the retention schedule once, however many processes start', async () => {
+  it('registers the schedules once, however many processes start', async () => {
     await Promise.all([startProcess(), startProcess()]);
-    const { rows } = await db.pool.query('SELECT name, cron, timezone FROM pgboss.schedule');
-    expect(rows).toEqual([{ name: RETENTION_JOB, cron: '17 3 * * *', timezone: 'UTC' }]);
-    const queue = await db.pool.query('SELECT policy FROM pgboss.queue WHERE name = $1', [RETENTION_JOB]);
-    expect(queue.rows).toEqual([{ policy: 'singleton' }]);
+    const { rows } = await db.pool.query('SELECT name, cron, timezone FROM pgboss.schedule ORDER BY name');
+    expect(rows).toEqual([
+      { name: PARTITIONS_JOB, cron: PARTITIONS_CRON, timezone: 'UTC' },
+      { name: RETENTION_JOB, cron: '17 3 * * *', timezone: 'UTC' },
+    ]);
+    const queue = await db.pool.query(
+      'SELECT name, policy FROM pgboss.queue WHERE name = ANY($1) ORDER BY name',
+      [[PARTITIONS_JOB, RETENTION_JOB]],
+    );
+    expect(queue.rows).toEqual([
+      { name: PARTITIONS_JOB, policy: 'singleton' },
+      { name: RETENTION_JOB, policy: 'singleton' },
+    ]);
+  });
+
+  it('has created today’s partition of delivery_attempts and the next days’ at start-up', async () => {
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS days, min(range_from) <= now() AND max(range_to) > now() + interval '3 days' AS ahead
+         FROM delivery_attempt_partitions WHERE NOT is_default`,
+    );
+    expect(rows).toEqual([{ days: 4, ahead: true }]);
   });
 
   it('runs a retention job in exactly one of the processes', async () => {

@@ -129,6 +129,7 @@ describe('runbooks', () => {
     expect(runbooks.map((r) => r.file).sort()).toEqual([
       'database-slow.md',
       'dlq-growing.md',
+      'history-retention.md',
       'replay-after-outage.md',
       'rotate-leaked-secret.md',
       'slo-burn.md',

@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, DEFAULT_HEALTH_POLICY, healthPolicyOf, loadConfig } from '../../src/config.js';
+import {
+  ConfigError,
+  DEFAULT_HEALTH_POLICY,
+  healthPolicyOf,
+  loadConfig,
+  retentionPolicyOf,
+} from '../../src/config.js';
 
 describe('configuration', () => {
   it('has the contract defaults', () => {
@@ -36,6 +42,10 @@ describe('configuration', () => {
     ['ADMIN_API_KEY', 'short'],
     ['SSRF_ALLOW_CIDRS', '127.0.0.1'],
     ['WORKER_CONCURRENCY', '0'],
+    ['RETENTION_PAYLOAD_DAYS', '0'],
+    ['RETENTION_ATTEMPT_DAYS', 'a week'],
+    ['RETENTION_DLQ_DAYS', '3651'],
+    ['RETENTION_AUDIT_DAYS', '-1'],
   ])('a bad %s (%s) stops start-up with one line naming it', (variable, value) => {
     let error: unknown;
     try {
@@ -60,6 +70,49 @@ describe('configuration', () => {
     expect(loadConfig({ BREAKER_COOLDOWN_MS: '60000', BREAKER_COOLDOWN_MAX_MS: '60000' })).toMatchObject({
       BREAKER_COOLDOWN_MAX_MS: 60000,
     });
+  });
+
+  it('gives each kind of history its own retention, each defaulting to RETENTION_DAYS', () => {
+    expect(retentionPolicyOf(loadConfig({}))).toEqual({
+      recordDays: 30,
+      payloadDays: 30,
+      attemptDays: 30,
+      dlqDays: 30,
+      auditDays: 30,
+    });
+    expect(retentionPolicyOf(loadConfig({ RETENTION_DAYS: '90' }))).toEqual({
+      recordDays: 90,
+      payloadDays: 90,
+      attemptDays: 90,
+      dlqDays: 90,
+      auditDays: 90,
+    });
+    expect(
+      retentionPolicyOf(
+        loadConfig({
+          RETENTION_DAYS: '90',
+          RETENTION_PAYLOAD_DAYS: '7',
+          RETENTION_ATTEMPT_DAYS: '14',
+          RETENTION_DLQ_DAYS: '180',
+          RETENTION_AUDIT_DAYS: '365',
+        }),
+      ),
+    ).toEqual({ recordDays: 90, payloadDays: 7, attemptDays: 14, dlqDays: 180, auditDays: 365 });
+  });
+
+  it('refuses a payload retention longer than RETENTION_DAYS (its event goes first), in one line naming it', () => {
+    let error: unknown;
+    try {
+      loadConfig({ RETENTION_DAYS: '30', RETENTION_PAYLOAD_DAYS: '60' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe('RETENTION_PAYLOAD_DAYS');
+    expect((error as Error).message).toBe(
+      'invalid configuration: RETENTION_PAYLOAD_DAYS must be at most RETENTION_DAYS (30): a payload goes with its event at the latest',
+    );
+    expect((error as Error).message).not.toContain('\n');
   });
 
   it('builds the health policy from the BREAKER_* and WEBHOOK_* settings; its defaults are theirs', () => {
