@@ -24,14 +24,12 @@ const health: HealthPolicy = {
 let app: TestApp;
 let receiver: Receiver;
 let engines: EngineStarter;
-let tenantId: string;
 const db = () => app.db.pool;
 
 beforeAll(async () => {
   receiver = await startReceiver();
   app = await startTestApp({ POSTBOX_ROLE: 'api' });
   engines = engineStarter(app, { health });
-  tenantId = (await sqlTenant(db())).id;
 });
 afterEach(async () => {
   await engines.stopAll();
@@ -72,8 +70,17 @@ async function counts(webhookId: string): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
 }
 
-const webhook = (path: string, maxConcurrency = 1, retryPolicy = fast) =>
-  sqlWebhook(db(), tenantId, { url: receiver.url(path), retryPolicy, timeoutMs: 2000, maxConcurrency });
+/** A webhook in a tenant of its own: events queued for it match no other test's webhooks. */
+async function webhook(path: string, maxConcurrency = 1, retryPolicy = fast) {
+  const { id: tenantId } = await sqlTenant(db());
+  const hook = await sqlWebhook(db(), tenantId, {
+    url: receiver.url(path),
+    retryPolicy,
+    timeoutMs: 2000,
+    maxConcurrency,
+  });
+  return { ...hook, tenantId };
+}
 
 describe('circuit breaker', () => {
   it('opens after N failures, defers (no requests, no attempts) for the cool-down, then one probe closes it and the backlog flows', async () => {
@@ -86,7 +93,7 @@ describe('circuit breaker', () => {
       down ? { status: 503 } : successes++ === 0 ? { until: probeHeld } : { status: 200, delayMs: 300 },
     );
     const hook = await webhook('/flaky', 5);
-    const ids = await queueMany(db(), tenantId, hook.id, 30, true);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 30, { notify: true });
     const events: string[] = [];
     const rounds = claimRounds();
     await engines.start({
@@ -148,7 +155,7 @@ describe('circuit breaker', () => {
   it('a failed probe reopens it with a doubled cool-down', async () => {
     receiver.on('/dead', { status: 500 });
     const hook = await webhook('/dead');
-    await queueMany(db(), tenantId, hook.id, 10, true);
+    await queueMany(db(), hook.tenantId, hook.id, 10, { notify: true });
     await engines.start();
 
     const first = await waitFor(async () => {
@@ -181,7 +188,7 @@ describe('circuit breaker', () => {
               breaker_open_until = now() + interval '800 milliseconds' WHERE id = $1`,
       [hook.id],
     );
-    await queueMany(db(), tenantId, hook.id, 3, true);
+    await queueMany(db(), hook.tenantId, hook.id, 3, { notify: true });
     const t0 = Date.now();
     await engines.start();
     const [first] = await receiver.waitForRequests(1, '/closed-shop', 5000);
@@ -196,7 +203,7 @@ describe('disabling', () => {
     let gone = true;
     receiver.on('/gone', () => ({ status: gone ? 410 : 200 }));
     const hook = await webhook('/gone');
-    const ids = await queueMany(db(), tenantId, hook.id, 5, true);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 5, { notify: true });
     const disabled: string[] = [];
     const rounds = claimRounds();
     await engines.start({
@@ -220,7 +227,7 @@ describe('disabling', () => {
         action: 'webhook.disable_gone',
         object_type: 'webhook',
         object_id: hook.id,
-        tenant_id: tenantId,
+        tenant_id: hook.tenantId,
       }),
     ]);
     // Kept: all five pending, parked out of the claim's way, none sent again.
@@ -248,7 +255,7 @@ describe('disabling', () => {
     let failing = true;
     receiver.on('/failing', () => ({ status: failing ? 500 : 200 }));
     const hook = await webhook('/failing');
-    await queueMany(db(), tenantId, hook.id, 4, true);
+    await queueMany(db(), hook.tenantId, hook.id, 4, { notify: true });
     // A breaker that never opens here, so the attempts keep coming; disabled after 1.5 s of failures.
     const rounds = claimRounds();
     const engine = await engines.start({
@@ -290,7 +297,7 @@ describe('disabling', () => {
   it('PATCH enabled=false parks the pending deliveries; enabled=true makes them due and closes the breaker', async () => {
     const hook = await webhook('/paused');
     receiver.on('/paused', { status: 200 });
-    const ids = await queueMany(db(), tenantId, hook.id, 3);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 3);
     const off = await app.request('PATCH', `/webhooks/${hook.id}`, { body: { enabled: false } });
     expect(off.body).toMatchObject({ enabled: false, disabled_reason: 'disabled by admin' });
     const parked = await db().query(

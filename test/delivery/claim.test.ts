@@ -12,7 +12,13 @@ import {
   type AttemptResult,
 } from '../../src/queries/deliveries.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { attemptRows, deliveryState, queueEvent, queueMany } from '../helpers/fixtures.js';
+import {
+  attemptRows,
+  deliveryState,
+  queueEvent,
+  queueMany,
+  sqlWebhookOfOwnType,
+} from '../helpers/fixtures.js';
 import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook, testSecretBox } from '../helpers/fixtures-sql.js';
 import { DEFAULT_HEALTH_POLICY } from '../../src/config.js';
 import type { Queryable } from '../../src/db/pool.js';
@@ -27,14 +33,15 @@ const db = () => app.db.pool;
 
 beforeAll(async () => {
   app = await startTestApp({ POSTBOX_ROLE: 'api' });
-  tenantId = (await sqlTenant(db())).id;
 });
 afterAll(async () => {
   await app.close();
 });
 beforeEach(async () => {
-  // Every test starts from an empty queue.
+  // Every test starts from an empty queue, with a tenant of its own: ingest queues an event for every
+  // matching webhook of the tenant, so earlier tests' webhooks must not be among them.
   await db().query('DELETE FROM deliveries');
+  tenantId = (await sqlTenant(db())).id;
 });
 
 const claimAll = (workerId: string, limit = 100, leaseSeconds = 60) =>
@@ -93,6 +100,7 @@ describe('claimDue', () => {
 
   it('takes at most `limit`, oldest due first, and nothing that is not due yet', async () => {
     const hook = await sqlWebhook(db(), tenantId);
+    // By hand: ingest makes deliveries due now, not due at chosen times in the past and future.
     const { id: eventId } = await sqlEvent(db(), tenantId);
     const at = (s: number) => new Date(Date.now() + s * 1000);
     const ids = [];
@@ -106,10 +114,14 @@ describe('claimDue', () => {
   });
 
   it('skips disabled and deleted webhooks, and deliveries in other states', async () => {
-    const off = await sqlWebhook(db(), tenantId, { enabled: false });
-    const gone = await sqlWebhook(db(), tenantId, { deleted: true });
-    const live = await sqlWebhook(db(), tenantId);
+    const off = await sqlWebhook(db(), tenantId);
+    const gone = await sqlWebhook(db(), tenantId);
     await queueEvent(db(), tenantId, [off.id, gone.id]);
+    // Disabled and deleted behind the API's back, so their deliveries stay due rather than parked.
+    await db().query(`UPDATE webhooks SET enabled = false WHERE id = $1`, [off.id]);
+    await db().query(`UPDATE webhooks SET deleted_at = now() WHERE id = $1`, [gone.id]);
+    const live = await sqlWebhook(db(), tenantId);
+    // By hand: finished deliveries (ingest only queues pending ones).
     const { id: eventId } = await sqlEvent(db(), tenantId);
     for (const status of ['succeeded', 'failed', 'cancelled'] as const)
       await sqlDelivery(db(), { tenantId, eventId, webhookId: live.id, status });
@@ -118,6 +130,7 @@ describe('claimDue', () => {
 
   it('rescues in-flight deliveries whose lease ran out, and only those', async () => {
     const hook = await sqlWebhook(db(), tenantId);
+    // By hand: deliveries in flight under leases (expired and live), which ingest cannot produce.
     const { id: eventId } = await sqlEvent(db(), tenantId);
     const abandoned = await sqlDelivery(db(), {
       tenantId,
@@ -153,6 +166,7 @@ describe('claimDue', () => {
     const hook = await sqlWebhook(db(), tenantId, {
       retryPolicy: { max_attempts: 2, initial_delay_ms: 100, max_delay_ms: 100 },
     });
+    // By hand: in flight after two lost attempts, which ingest cannot produce.
     const { id: eventId, type } = await sqlEvent(db(), tenantId);
     const poison = await sqlDelivery(db(), {
       tenantId,
@@ -184,6 +198,7 @@ describe('claimDue', () => {
 
   it('counts expired leases against the limit', async () => {
     const hook = await sqlWebhook(db(), tenantId);
+    // By hand: in flight under expired leases, which ingest cannot produce.
     const { id: eventId } = await sqlEvent(db(), tenantId);
     for (let i = 0; i < 3; i++)
       await sqlDelivery(db(), {
@@ -229,13 +244,13 @@ describe('claimDue', () => {
     const tenants = [tenantId, (await sqlTenant(db(), 'second')).id];
     await db().query(`UPDATE quotas SET max_concurrent_deliveries = 10000`);
     const hooks = await Promise.all(
-      [0, 1, 1].map((t) => sqlWebhook(db(), tenants[t]!, { maxConcurrency: 10000 })),
+      [0, 1, 1].map((t) => sqlWebhookOfOwnType(db(), tenants[t]!, { maxConcurrency: 10000 })),
     );
     // The adaptive limit starts low (test/delivery/adaptive-concurrency.test.ts); open it to the ceiling.
     await db().query(`UPDATE webhooks SET concurrency_limit = max_concurrency`);
     const total = 3000;
     for (const [i, hook] of hooks.entries())
-      await queueMany(db(), tenants[i === 0 ? 0 : 1]!, hook.id, total / 3);
+      await queueMany(db(), tenants[i === 0 ? 0 : 1]!, hook.id, total / 3, { type: hook.type });
     const workers = Array.from({ length: 8 }, (_, i) => `claimer-${i}`);
     const seen = new Map<string, string>();
     const duplicates: string[] = [];
@@ -270,10 +285,14 @@ describe('claimDue', () => {
 
 describe('recordResults', () => {
   it('writes successes, retries and deaths of one batch in one statement', async () => {
-    const hook = await sqlWebhook(db(), tenantId);
-    const { eventId, deliveryIds } = await queueEvent(db(), tenantId, [hook.id, hook.id, hook.id], {
-      type: 'batch.test',
-    });
+    const hooks = [];
+    for (let i = 0; i < 3; i++) hooks.push(await sqlWebhook(db(), tenantId));
+    const { eventId, deliveryIds } = await queueEvent(
+      db(),
+      tenantId,
+      hooks.map((h) => h.id),
+      { type: 'batch.test' },
+    );
     const [ok, again, dead] = deliveryIds as [string, string, string];
     await claim('me');
     const summary = await record(db(), 'me', [
@@ -314,7 +333,7 @@ describe('recordResults', () => {
         event_id: eventId,
         event_type: 'batch.test',
         attempts: 1,
-        webhook_id: hook.id,
+        webhook_id: hooks[2]!.id,
       }),
     ]);
     expect(await attemptRows(db(), again)).toEqual([
@@ -360,8 +379,7 @@ describe('recordResults', () => {
 
   it('leaves cancelled deliveries cancelled and skips deleted ones', async () => {
     const hook = await sqlWebhook(db(), tenantId);
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id, hook.id]);
-    const [cancelled, deleted] = deliveryIds as [string, string];
+    const [cancelled, deleted] = (await queueMany(db(), tenantId, hook.id, 2)) as [string, string];
     await claim('w');
     await db().query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [cancelled]);
     await db().query(`DELETE FROM deliveries WHERE id = $1`, [deleted]);

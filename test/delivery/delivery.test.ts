@@ -1,6 +1,6 @@
 /**
  * End to end through a real engine: what a receiver gets (contract section 4), retries, the DLQ,
- * Retry-After, timeouts, redirects and oversized answers. Events are queued with SQL fixtures.
+ * Retry-After, timeouts, redirects and oversized answers. Events are queued through the ingest path.
  */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -17,7 +17,6 @@ const fast: RetryPolicy = { max_attempts: 3, initial_delay_ms: 100, max_delay_ms
 
 let app: TestApp;
 let receiver: Receiver;
-let tenantId: string;
 
 beforeAll(async () => {
   receiver = await startReceiver();
@@ -28,7 +27,6 @@ beforeAll(async () => {
     LEASE_SECONDS: '5',
     SHUTDOWN_GRACE_MS: '500',
   });
-  tenantId = (await sqlTenant(app.db.pool)).id;
 });
 afterAll(async () => {
   await app.close();
@@ -37,13 +35,16 @@ afterAll(async () => {
 
 const db = () => app.db.pool;
 
+/** A webhook in a tenant of its own: events queued for it match no other test's webhooks. */
 async function webhook(path: string, extra: Parameters<typeof sqlWebhook>[2] = {}) {
-  return sqlWebhook(db(), tenantId, {
+  const { id: tenantId } = await sqlTenant(db());
+  const hook = await sqlWebhook(db(), tenantId, {
     url: receiver.url(path),
     retryPolicy: fast,
     timeoutMs: 2000,
     ...extra,
   });
+  return { ...hook, tenantId };
 }
 
 function settled(id: string, status: string, timeoutMs = 10_000) {
@@ -61,7 +62,7 @@ describe('what a receiver gets', () => {
     const hook = await webhook('/signed');
     const occurredAt = new Date('2025-03-04T05:06:07.089Z');
     const payload = { order: 42, items: [{ sku: 'a', qty: 2 }], note: 'ünïcode "quoted"' };
-    const { eventId, deliveryIds } = await queueEvent(db(), tenantId, [hook.id], {
+    const { eventId, deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id], {
       type: 'order.created',
       payload,
       occurredAt,
@@ -95,7 +96,7 @@ describe('what a receiver gets', () => {
   it('every header of contract section 4, and nothing unexpected', async () => {
     const hook = await webhook('/headers');
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id], {
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id], {
       type: 'invoice.paid',
       traceparent,
     });
@@ -137,7 +138,7 @@ describe('what a receiver gets', () => {
 
   it('no traceparent when the event carried none', async () => {
     const hook = await webhook('/no-trace');
-    await queueEvent(db(), tenantId, [hook.id]);
+    await queueEvent(db(), hook.tenantId, [hook.id]);
     const [req] = await receiver.waitForRequests(1, '/no-trace');
     expect(req!.headers.traceparent).toBeUndefined();
   });
@@ -145,7 +146,7 @@ describe('what a receiver gets', () => {
   it('a plain (non-whsec) secret signs with its UTF-8 bytes', async () => {
     const secret = 'plain-secret-with-ünïcode-123';
     const hook = await webhook('/plain', { secret });
-    await queueEvent(db(), tenantId, [hook.id]);
+    await queueEvent(db(), hook.tenantId, [hook.id]);
     const [req] = await receiver.waitForRequests(1, '/plain');
     const wh = new Webhook(new Uint8Array(Buffer.from(secret, 'utf8')), { format: 'raw' });
     expect(() => wh.verify(req!.body, req!.headers as Record<string, string>)).not.toThrow();
@@ -156,7 +157,7 @@ describe('what a receiver gets', () => {
     const newSecret = 'whsec_' + Buffer.alloc(32, 2).toString('base64');
     const hook = await webhook('/rotating');
     await rotateSecretSql(db(), hook.id, newSecret, oldSecret, new Date(Date.now() + 3_600_000));
-    await queueEvent(db(), tenantId, [hook.id]);
+    await queueEvent(db(), hook.tenantId, [hook.id]);
     const [req] = await receiver.waitForRequests(1, '/rotating');
     const headers = req!.headers as Record<string, string>;
     expect(headers['webhook-signature']!.split(' ')).toHaveLength(2);
@@ -174,7 +175,7 @@ describe('what a receiver gets', () => {
     const newSecret = 'whsec_' + Buffer.alloc(32, 4).toString('base64');
     const hook = await webhook('/rotated');
     await rotateSecretSql(db(), hook.id, newSecret, oldSecret, new Date(Date.now() - 1000));
-    await queueEvent(db(), tenantId, [hook.id]);
+    await queueEvent(db(), hook.tenantId, [hook.id]);
     const [req] = await receiver.waitForRequests(1, '/rotated');
     const headers = req!.headers as Record<string, string>;
     expect(headers['webhook-signature']!.split(' ')).toHaveLength(1);
@@ -187,7 +188,7 @@ describe('retries and the dead letter queue', () => {
   it('a flaky receiver succeeds on a later attempt; every attempt is recorded', async () => {
     receiver.on('/flaky', (_req, n) => (n < 2 ? { status: 500, body: `fail ${n}` } : { status: 204 }));
     const hook = await webhook('/flaky', { retryPolicy: { ...fast, max_attempts: 5 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'succeeded');
     expect(d.attempts).toBe(3);
     const reqs = receiver.requestsTo('/flaky');
@@ -207,7 +208,9 @@ describe('retries and the dead letter queue', () => {
   it('an always-failing receiver ends in the DLQ after exactly max_attempts', async () => {
     receiver.on('/down', { status: 500, body: 'down' });
     const hook = await webhook('/down');
-    const { eventId, deliveryIds } = await queueEvent(db(), tenantId, [hook.id], { type: 'user.deleted' });
+    const { eventId, deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id], {
+      type: 'user.deleted',
+    });
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d).toMatchObject({
       attempts: 3,
@@ -221,7 +224,7 @@ describe('retries and the dead letter queue', () => {
     ]);
     expect(rows).toEqual([
       expect.objectContaining({
-        tenant_id: tenantId,
+        tenant_id: hook.tenantId,
         webhook_id: hook.id,
         event_id: eventId,
         event_type: 'user.deleted',
@@ -238,7 +241,7 @@ describe('retries and the dead letter queue', () => {
   it('max_attempts 1: the first failure is final', async () => {
     receiver.on('/once', { status: 400 });
     const hook = await webhook('/once', { retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     await settled(deliveryIds[0]!, 'failed');
     expect(receiver.requestsTo('/once')).toHaveLength(1);
   });
@@ -246,7 +249,7 @@ describe('retries and the dead letter queue', () => {
   it('429 with Retry-After (seconds) pushes the next attempt to at least that', async () => {
     receiver.on('/busy', { status: 429, headers: { 'retry-after': '30' } });
     const hook = await webhook('/busy');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await waitFor(async () => {
       const s = await deliveryState(db(), deliveryIds[0]!);
       return s.status === 'pending' && s.attempts === 1 ? s : undefined;
@@ -261,7 +264,7 @@ describe('retries and the dead letter queue', () => {
     const at = new Date(Date.now() + 60_000);
     receiver.on('/maintenance', { status: 503, headers: { 'retry-after': at.toUTCString() } });
     const hook = await webhook('/maintenance');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await waitFor(async () => {
       const s = await deliveryState(db(), deliveryIds[0]!);
       return s.status === 'pending' && s.attempts === 1 ? s : undefined;
@@ -273,7 +276,7 @@ describe('retries and the dead letter queue', () => {
   it('Retry-After on a 500 is not a reason to wait', async () => {
     receiver.on('/err-ra', (_req, n) => (n === 0 ? { status: 500, headers: { 'retry-after': '3600' } } : {}));
     const hook = await webhook('/err-ra');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     await settled(deliveryIds[0]!, 'succeeded');
   });
 });
@@ -282,7 +285,7 @@ describe('failed attempts', () => {
   it('a receiver slower than timeout_ms is a failed attempt with an error', async () => {
     receiver.on('/slow', { delayMs: 3000 });
     const hook = await webhook('/slow', { timeoutMs: 1000, retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d.last_error).toBe('timeout after 1000 ms');
     const [attempt] = await attemptRows(db(), deliveryIds[0]!);
@@ -298,7 +301,7 @@ describe('failed attempts', () => {
   it('a redirect is not followed: the 302 is a failed attempt and the target is never hit', async () => {
     receiver.on('/moved', { redirectTo: receiver.url('/target') });
     const hook = await webhook('/moved', { retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d.last_status_code).toBe(302);
     expect(d.last_error).toMatch(/302.*redirects are not followed/);
@@ -309,8 +312,8 @@ describe('failed attempts', () => {
     const closed = await startReceiver();
     const url = closed.url('/gone');
     await closed.close();
-    const hook = await sqlWebhook(db(), tenantId, { url, retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const hook = await webhook('/gone', { url, retryPolicy: { ...fast, max_attempts: 1 } });
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d.last_error).toMatch(/ECONNREFUSED/);
     expect(d.last_status_code).toBeNull();
@@ -319,17 +322,17 @@ describe('failed attempts', () => {
   it('a dropped connection is a failed attempt', async () => {
     receiver.on('/drop', { drop: true });
     const hook = await webhook('/drop', { retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d.last_error).toMatch(/socket hang up|ECONNRESET/);
   });
 
   it('an address outside SSRF_ALLOW_CIDRS is refused at connection time', async () => {
-    const hook = await sqlWebhook(db(), tenantId, {
+    const hook = await webhook('/private', {
       url: 'http://10.255.255.1:9/hook',
       retryPolicy: { ...fast, max_attempts: 1 },
     });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed');
     expect(d.last_error).toMatch(/SSRF/);
   });
@@ -339,7 +342,7 @@ describe('answers are read only up to 1 KiB', () => {
   it('a large answer: success on the status, excerpt capped', async () => {
     receiver.on('/big', { bodyBytes: 5 * 1024 * 1024 });
     const hook = await webhook('/big');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     await settled(deliveryIds[0]!, 'succeeded');
     const [attempt] = await attemptRows(db(), deliveryIds[0]!);
     expect(attempt!.response_excerpt).toBe('x'.repeat(1024));
@@ -349,7 +352,7 @@ describe('answers are read only up to 1 KiB', () => {
     receiver.on('/endless', { endless: true, status: 500 });
     const before = receiver.bytesSent;
     const hook = await webhook('/endless', { timeoutMs: 10_000, retryPolicy: { ...fast, max_attempts: 1 } });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     const d = await settled(deliveryIds[0]!, 'failed', 5000);
     const [attempt] = await attemptRows(db(), deliveryIds[0]!);
     expect(attempt!.status_code).toBe(500);
@@ -364,7 +367,7 @@ describe('answers are read only up to 1 KiB', () => {
   it('binary garbage and NUL bytes become valid text of at most 1 KiB', async () => {
     receiver.on('/binary', { body: '\u0000\uFFFF'.repeat(2000) });
     const hook = await webhook('/binary');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     await settled(deliveryIds[0]!, 'succeeded');
     const [attempt] = await attemptRows(db(), deliveryIds[0]!);
     expect(attempt!.response_excerpt).not.toContain('\u0000');

@@ -24,14 +24,12 @@ const fast: RetryPolicy = { max_attempts: 3, initial_delay_ms: 100, max_delay_ms
 
 let app: TestApp;
 let receiver: Receiver;
-let tenantId: string;
 const engines: DeliveryEngine[] = [];
 const db = () => app.db.pool;
 
 beforeAll(async () => {
   receiver = await startReceiver();
   app = await startTestApp({ POSTBOX_ROLE: 'api' });
-  tenantId = (await sqlTenant(db())).id;
 });
 afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.stop(0)));
@@ -60,13 +58,17 @@ async function engine(over: Partial<DeliveryEngineOptions> = {}): Promise<Delive
   return e;
 }
 
-const webhook = (path: string, maxConcurrency?: number) =>
-  sqlWebhook(db(), tenantId, {
+/** A webhook in a tenant of its own: events queued for it match no other test's webhooks. */
+async function webhook(path: string, maxConcurrency?: number) {
+  const { id: tenantId } = await sqlTenant(db());
+  const hook = await sqlWebhook(db(), tenantId, {
     url: receiver.url(path),
     retryPolicy: fast,
     timeoutMs: 15_000,
     maxConcurrency,
   });
+  return { ...hook, tenantId };
+}
 
 async function allInState(ids: string[], status: string, timeoutMs = 10_000) {
   return waitFor(
@@ -88,11 +90,11 @@ describe('wake-up', () => {
     await waitFor(() => claims.length > 0, { what: 'the start-up claim' }); // it would find the quiet event
     const hook = await webhook('/notify');
     // Without a notification nothing happens (the poll is a minute away)...
-    const quiet = await queueEvent(db(), tenantId, [hook.id], { notify: false });
+    const quiet = await queueEvent(db(), hook.tenantId, [hook.id], { notify: false });
     expect(claims.every((n) => n === 0)).toBe(true);
     // ...and one NOTIFY (as ingest sends on commit) delivers it within milliseconds.
     const t0 = Date.now();
-    const loud = await queueEvent(db(), tenantId, [hook.id]);
+    const loud = await queueEvent(db(), hook.tenantId, [hook.id]);
     const reqs = await receiver.waitForRequests(2, '/notify', 2000);
     expect(Math.max(...reqs.map((r) => r.at)) - t0).toBeLessThan(500);
     // The quiet one waited for that NOTIFY: the one claim that took anything took both.
@@ -120,7 +122,7 @@ describe('wake-up', () => {
     );
     const hook = await webhook('/reconnected');
     const t0 = Date.now();
-    await queueEvent(db(), tenantId, [hook.id]);
+    await queueEvent(db(), hook.tenantId, [hook.id]);
     const [req] = await receiver.waitForRequests(1, '/reconnected', 3000);
     expect(req!.at - t0).toBeLessThan(1000);
   });
@@ -128,7 +130,7 @@ describe('wake-up', () => {
   it('the poll finds due work when nobody notifies', async () => {
     await engine({ pollIntervalMs: 50 });
     const hook = await webhook('/polled');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id], { notify: false });
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id], { notify: false });
     await allInState(deliveryIds, 'succeeded', 3000);
   });
 });
@@ -138,9 +140,10 @@ describe('leases', () => {
     const rounds = claimRounds();
     await engine({ pollIntervalMs: 50, hooks: rounds.hooks });
     const hook = await webhook('/abandoned');
-    const { id: eventId } = await sqlEvent(db(), tenantId);
+    // By hand: ingest cannot leave a delivery in flight under another worker's lease.
+    const { id: eventId } = await sqlEvent(db(), hook.tenantId);
     const id = await sqlDelivery(db(), {
-      tenantId,
+      tenantId: hook.tenantId,
       eventId,
       webhookId: hook.id,
       status: 'in_flight',
@@ -172,7 +175,7 @@ describe('leases', () => {
     const hook = await webhook('/shared', 100);
     // The adaptive limit starts at 10; open it to the ceiling, or one engine could still hold every slot.
     await db().query(`UPDATE webhooks SET concurrency_limit = max_concurrency WHERE id = $1`, [hook.id]);
-    const ids = await queueMany(db(), tenantId, hook.id, 400);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 400);
     const byEngine = new Map<string, number>();
     const count = (name: string) => () => void byEngine.set(name, (byEngine.get(name) ?? 0) + 1);
     const [a, b] = await Promise.all([
@@ -196,7 +199,7 @@ describe('shutdown', () => {
     receiver.on('/finishing', { delayMs: 300 });
     const e = await engine();
     const hook = await webhook('/finishing');
-    const ids = await queueMany(db(), tenantId, hook.id, 5, true);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 5, { notify: true });
     await receiver.waitForRequests(5, '/finishing');
     const t0 = Date.now();
     await e.stop(5000);
@@ -214,7 +217,7 @@ describe('shutdown', () => {
       }),
     });
     const hook = await webhook('/hanging');
-    const ids = await queueMany(db(), tenantId, hook.id, 2, true);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 2, { notify: true });
     const [req] = await receiver.waitForRequests(1, '/hanging');
     await waitFor(() => e.inFlight === 2, { what: 'both deliveries in flight' });
     const sentId = req!.headers['webhook-id'] as string;
@@ -256,7 +259,7 @@ describe('shutdown', () => {
     await Promise.all([e.stop(), e.stop()]);
     const claimsAtStop = stoppedClaims;
     const hook = await webhook('/after-stop');
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { deliveryIds } = await queueEvent(db(), hook.tenantId, [hook.id]);
     // Neither that NOTIFY nor its 20 ms poll moves the stopped engine: the next engine gets the delivery.
     await engine({});
     await allInState(deliveryIds, 'succeeded');

@@ -40,8 +40,9 @@ describe('a delivery whose attempts keep killing their worker (poison)', () => {
       retryPolicy: { max_attempts: 2, initial_delay_ms: 100, max_delay_ms: 200 },
       timeoutMs: 1000,
     });
+    // By hand: two claims whose workers died mid-attempt (the claim counts each), the last lease run
+    // out; ingest cannot produce that.
     const event = await sqlEvent(db(), tenantId);
-    // Two claims whose workers died mid-attempt (the claim counts each), the last lease run out.
     const id = await sqlDelivery(db(), {
       tenantId,
       eventId: event.id,
@@ -69,8 +70,9 @@ describe('a delivery whose attempts keep killing their worker (poison)', () => {
 describe('an attempt aborted by shutdown after it was sent', () => {
   it('is recorded as an attempt and keeps its number, like any request the receiver saw', async () => {
     receiver.on('/slow', { status: 200, delayMs: 5000 });
-    const hook = await sqlWebhook(db(), tenantId, { url: receiver.url('/slow'), timeoutMs: 10_000 });
-    const { deliveryIds } = await queueEvent(db(), tenantId, [hook.id]);
+    const { id: ownTenant } = await sqlTenant(db()); // the event must not reach the poison webhook too
+    const hook = await sqlWebhook(db(), ownTenant, { url: receiver.url('/slow'), timeoutMs: 10_000 });
+    const { deliveryIds } = await queueEvent(db(), ownTenant, [hook.id]);
     const id = deliveryIds[0]!;
     const [req] = await receiver.waitForRequests(1, '/slow');
     expect(req!.headers['x-webhook-attempt']).toBe('1');

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { claimDue, lookaheadFor, recordResults, type AttemptResult } from '../../src/queries/deliveries.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { engineStarter, type EngineStarter } from '../helpers/engines.js';
-import { queueMany } from '../helpers/fixtures.js';
+import { queueMany, sqlWebhookOfOwnType } from '../helpers/fixtures.js';
 import { sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
@@ -78,11 +78,11 @@ describe('claimDue within the limits', () => {
 
   it('a webhook at its limit does not hide the due rows of other webhooks queued behind it', async () => {
     const t = await tenant();
-    const slow = await sqlWebhook(db(), t, { maxConcurrency: 2 });
-    const others = await Promise.all([1, 2, 3].map(() => sqlWebhook(db(), t)));
+    const slow = await sqlWebhookOfOwnType(db(), t, { maxConcurrency: 2 });
+    const others = await Promise.all([1, 2, 3].map(() => sqlWebhookOfOwnType(db(), t)));
     // The slow webhook's backlog is older than everything else and fills the whole head.
-    await queueMany(db(), t, slow.id, lookaheadFor(20) * 10);
-    for (const o of others) await queueMany(db(), t, o.id, 4);
+    await queueMany(db(), t, slow.id, lookaheadFor(20) * 10, { type: slow.type });
+    for (const o of others) await queueMany(db(), t, o.id, 4, { type: o.type });
     const { deliveries } = await claim('w', 20);
     const perHook = new Map<string, number>();
     for (const d of deliveries) perHook.set(d.webhookId, (perHook.get(d.webhookId) ?? 0) + 1);
@@ -95,9 +95,9 @@ describe('claimDue within the limits', () => {
 
   it('shares a batch round-robin between webhooks, not oldest-first into one', async () => {
     const t = await tenant();
-    const [a, b] = await Promise.all([1, 2].map(() => sqlWebhook(db(), t, { maxConcurrency: 50 })));
-    await queueMany(db(), t, a!.id, 40);
-    await queueMany(db(), t, b!.id, 40);
+    const [a, b] = await Promise.all([1, 2].map(() => sqlWebhookOfOwnType(db(), t, { maxConcurrency: 50 })));
+    await queueMany(db(), t, a!.id, 40, { type: a!.type });
+    await queueMany(db(), t, b!.id, 40, { type: b!.type });
     const { deliveries } = await claim('w', 10);
     expect(deliveries.filter((d) => d.webhookId === a!.id)).toHaveLength(5);
     expect(deliveries.filter((d) => d.webhookId === b!.id)).toHaveLength(5);
@@ -106,9 +106,9 @@ describe('claimDue within the limits', () => {
   it("caps a tenant's deliveries in flight at max_concurrent_deliveries, across its webhooks", async () => {
     const t = await tenant(5);
     const other = await tenant();
-    const hooks = await Promise.all([1, 2].map(() => sqlWebhook(db(), t)));
+    const hooks = await Promise.all([1, 2].map(() => sqlWebhookOfOwnType(db(), t)));
     const free = await sqlWebhook(db(), other);
-    for (const h of hooks) await queueMany(db(), t, h.id, 10);
+    for (const h of hooks) await queueMany(db(), t, h.id, 10, { type: h.type });
     await queueMany(db(), other, free.id, 3);
     const first = await claim('w', 50);
     expect(first.deliveries.filter((d) => d.tenantId === t)).toHaveLength(5);
@@ -179,12 +179,12 @@ function trackConcurrency(path: string, delayMs: () => number) {
 describe('two engines sharing the limits', () => {
   it('never exceed a webhook’s max_concurrency, and use it', async () => {
     const t = await tenant();
-    const a = await sqlWebhook(db(), t, { url: receiver.url('/mc3'), maxConcurrency: 3 });
-    const b = await sqlWebhook(db(), t, { url: receiver.url('/mc5'), maxConcurrency: 5 });
+    const a = await sqlWebhookOfOwnType(db(), t, { url: receiver.url('/mc3'), maxConcurrency: 3 });
+    const b = await sqlWebhookOfOwnType(db(), t, { url: receiver.url('/mc5'), maxConcurrency: 5 });
     const peakA = trackConcurrency('/mc3', () => 10 + Math.floor(Math.random() * 30));
     const peakB = trackConcurrency('/mc5', () => 10 + Math.floor(Math.random() * 30));
-    await queueMany(db(), t, a.id, 120);
-    await queueMany(db(), t, b.id, 120);
+    await queueMany(db(), t, a.id, 120, { type: a.type });
+    await queueMany(db(), t, b.id, 120, { type: b.type });
     await Promise.all([engines.start({ concurrency: 30 }), engines.start({ concurrency: 30 })]);
     await waitFor(() => receiver.requestsTo('/mc3').length + receiver.requestsTo('/mc5').length >= 240, {
       timeoutMs: 20_000,
@@ -206,8 +206,8 @@ describe('two engines sharing the limits', () => {
         return { delayMs: 20 };
       });
     for (const path of ['/t1', '/t2', '/t3']) {
-      const h = await sqlWebhook(db(), t, { url: receiver.url(path) });
-      await queueMany(db(), t, h.id, 40);
+      const h = await sqlWebhookOfOwnType(db(), t, { url: receiver.url(path) });
+      await queueMany(db(), t, h.id, 40, { type: h.type });
     }
     await Promise.all([engines.start({ concurrency: 30 }), engines.start({ concurrency: 30 })]);
     await waitFor(() => ['/t1', '/t2', '/t3'].every((p) => receiver.requestsTo(p).length >= 40), {

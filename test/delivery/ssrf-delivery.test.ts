@@ -12,13 +12,11 @@ import { waitFor } from '../helpers/wait.js';
 
 let app: TestApp;
 let receiver: Receiver;
-let tenantId: string;
 
 beforeAll(async () => {
   receiver = await startReceiver();
   // No SSRF_ALLOW_CIDRS: loopback is refused.
   app = await startTestApp({ POSTBOX_ROLE: 'all', POLL_INTERVAL_MS: '50', SHUTDOWN_GRACE_MS: '500' });
-  tenantId = (await sqlTenant(app.db.pool)).id;
 });
 afterAll(async () => {
   await app.close();
@@ -26,6 +24,8 @@ afterAll(async () => {
 });
 
 async function deliverTo(url: string) {
+  // A tenant per webhook: the event is queued for this webhook alone.
+  const { id: tenantId } = await sqlTenant(app.db.pool);
   const hook = await sqlWebhook(app.db.pool, tenantId, {
     url,
     retryPolicy: { max_attempts: 2, initial_delay_ms: 100, max_delay_ms: 100 },

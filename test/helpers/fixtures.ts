@@ -1,12 +1,19 @@
 /**
- * Delivery-engine fixtures on top of fixtures-sql.ts: queue events the way ingest does (event and
- * deliveries in one statement, NOTIFY on commit), rotate a webhook's secret, and read back what the
- * engine wrote.
+ * Delivery-engine fixtures on top of fixtures-sql.ts: queue events through the real ingest path
+ * (postbox.ingest: validation, webhook matching, FIFO positions; then the wake-up after commit, as
+ * POST /events does), rotate a webhook's secret, and read back what the engine wrote.
+ *
+ * Ingest queues a delivery for every matching webhook of the tenant. The fixtures name the webhooks
+ * the test expects and throw if the event matched any other, so a test gives its webhooks a tenant
+ * of their own, or event types that tell them apart. States ingest cannot produce (in flight under a
+ * lease, finished, due in the past) are written by hand with fixtures-sql.ts.
  */
 import type { Queryable } from '../../src/db/pool.js';
 import { newId } from '../../src/ids.js';
-import { DELIVERIES_CHANNEL } from '../../src/queries/notify.js';
-import { testSecretBox } from './fixtures-sql.js';
+import { ingestEvents, type EventInput } from '../../src/ingest/ingest.js';
+import { deliveryWakeupFor } from '../../src/ingest/wakeup.js';
+import { insertEventsWithDeliveries } from '../../src/queries/events.js';
+import { sqlWebhook, testSecretBox, type WebhookFixture } from './fixtures-sql.js';
 
 export interface QueuedEvent {
   eventId: string;
@@ -15,8 +22,56 @@ export interface QueuedEvent {
 }
 
 /**
- * An event and one pending, due delivery per webhook, committed together with a NOTIFY, like
- * POST /events. `notify: false` leaves the workers to find it by polling.
+ * Ingests `events` and returns their ids in order. With `notify`, as POST /events does (ingestEvents,
+ * then the workers' wake-up, awaited); without, the ingest statement alone, left for the workers'
+ * poll to find.
+ */
+async function ingest(db: Queryable, events: EventInput[], notify: boolean): Promise<string[]> {
+  if (notify) {
+    const results = await ingestEvents(db, events);
+    await deliveryWakeupFor(db).settled();
+    return results.map((r) => r.event_id);
+  }
+  const rows = await insertEventsWithDeliveries(
+    db,
+    events.map((e, ord) => ({
+      ord,
+      id: newId(),
+      tenantId: e.tenantId,
+      type: e.type,
+      payload: e.payloadJson,
+      occurredAt: e.timestamp?.toISOString() ?? null,
+      idempotencyKey: null,
+      traceparent: e.traceparent ?? null,
+    })),
+  );
+  return rows.map((r) => r.eventId);
+}
+
+/** For each event, its deliveries' ids in the order of `webhookIds`; throws if they matched others. */
+async function deliveriesOf(db: Queryable, eventIds: string[], webhookIds: string[]): Promise<string[][]> {
+  const { rows } = await db.query<{ id: string; event_id: string; webhook_id: string }>(
+    `SELECT id, event_id, webhook_id FROM deliveries WHERE event_id = ANY($1) ORDER BY id`,
+    [eventIds],
+  );
+  const byEvent = new Map<string, Map<string, string>>(eventIds.map((id) => [id, new Map()]));
+  for (const r of rows) byEvent.get(r.event_id)!.set(r.webhook_id, r.id);
+  const expected = [...webhookIds].sort().join(', ');
+  return eventIds.map((eventId) => {
+    const byWebhook = byEvent.get(eventId)!;
+    const got = [...byWebhook.keys()].sort().join(', ');
+    if (got !== expected)
+      throw new Error(
+        `event ${eventId} was queued for webhooks [${got}], not [${webhookIds.join(', ')}]: ` +
+          'give the test a tenant of its own, or event types that tell its webhooks apart',
+      );
+    return webhookIds.map((w) => byWebhook.get(w)!);
+  });
+}
+
+/**
+ * An event ingested for `tenantId`, which must match exactly `webhookIds` (each once): one pending,
+ * due delivery per webhook. `notify: false` leaves the workers to find it by polling.
  */
 export async function queueEvent(
   db: Queryable,
@@ -24,50 +79,56 @@ export async function queueEvent(
   webhookIds: string[],
   e: { type?: string; payload?: unknown; traceparent?: string; occurredAt?: Date; notify?: boolean } = {},
 ): Promise<QueuedEvent> {
-  const eventId = newId();
-  const deliveryIds = webhookIds.map(() => newId());
-  await db.query(
-    `WITH ev AS (
-       INSERT INTO events (id, tenant_id, type, payload, occurred_at, traceparent)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id)
-     INSERT INTO deliveries (id, tenant_id, event_id, webhook_id)
-     SELECT d.id, $2, ev.id, d.webhook_id FROM ev, unnest($7::uuid[], $8::uuid[]) AS d(id, webhook_id)`,
+  const [eventId] = await ingest(
+    db,
     [
-      eventId,
-      tenantId,
-      e.type ?? 'order.created',
-      JSON.stringify(e.payload ?? { n: 1 }),
-      e.occurredAt ?? new Date(),
-      e.traceparent ?? null,
-      deliveryIds,
-      webhookIds,
+      {
+        tenantId,
+        type: e.type ?? 'order.created',
+        payloadJson: JSON.stringify(e.payload ?? { n: 1 }),
+        timestamp: e.occurredAt,
+        traceparent: e.traceparent,
+      },
     ],
+    e.notify !== false,
   );
-  if (e.notify !== false) await db.query(`SELECT pg_notify('${DELIVERIES_CHANNEL}', '')`);
-  return { eventId, deliveryIds };
+  const [deliveryIds] = await deliveriesOf(db, [eventId!], webhookIds);
+  return { eventId: eventId!, deliveryIds: deliveryIds! };
 }
 
-/** `count` events at once for one webhook (one statement), without NOTIFY unless asked. */
+/**
+ * `count` events ingested at once (one statement), each matching only `webhookId`; their deliveries'
+ * ids in event order. Without a wake-up unless `notify`.
+ */
 export async function queueMany(
   db: Queryable,
   tenantId: string,
   webhookId: string,
   count: number,
-  notify = false,
+  { notify = false, type = 'bulk.test' }: { notify?: boolean; type?: string } = {},
 ): Promise<string[]> {
-  const eventIds = Array.from({ length: count }, () => newId());
-  const deliveryIds = eventIds.map(() => newId());
-  await db.query(
-    `WITH ev AS (
-       INSERT INTO events (id, tenant_id, type, payload, occurred_at)
-       SELECT id, $1, 'bulk.test', jsonb_build_object('i', i), now()
-         FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, i))
-     INSERT INTO deliveries (id, tenant_id, event_id, webhook_id)
-     SELECT d, $1, e, $3 FROM unnest($4::uuid[], $2::uuid[]) AS x(d, e)`,
-    [tenantId, eventIds, webhookId, deliveryIds],
-  );
-  if (notify) await db.query(`SELECT pg_notify('${DELIVERIES_CHANNEL}', '')`);
-  return deliveryIds;
+  const events = Array.from({ length: count }, (_, i) => ({
+    tenantId,
+    type,
+    payloadJson: JSON.stringify({ i: i + 1 }),
+  }));
+  const eventIds = await ingest(db, events, notify);
+  return (await deliveriesOf(db, eventIds, [webhookId])).map(([id]) => id!);
+}
+
+let ownTypes = 0;
+
+/**
+ * A webhook (sqlWebhook) subscribed to an event type of its own, for tests that give several webhooks
+ * of one tenant backlogs of their own: `queueMany(db, tenantId, hook.id, n, { type: hook.type })`.
+ */
+export async function sqlWebhookOfOwnType(
+  db: Queryable,
+  tenantId: string,
+  w: WebhookFixture = {},
+): Promise<{ id: string; secret: string; type: string }> {
+  const type = `own-type.${++ownTypes}`;
+  return { ...(await sqlWebhook(db, tenantId, { ...w, eventTypes: [type] })), type };
 }
 
 /** Makes `oldSecret` the previous secret (signing until `expiresAt`) and `newSecret` the current one. */

@@ -4,7 +4,7 @@ import { QueueStatsReader, resolveQueueStats } from '../../src/observability/que
 import type { RawQueueStats } from '../../src/queries/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { sqlDelivery, sqlEvent, sqlTenant, sqlWebhook } from '../helpers/fixtures-sql.js';
-import { queueMany } from '../helpers/fixtures.js';
+import { queueMany, sqlWebhookOfOwnType } from '../helpers/fixtures.js';
 
 const raw = (r: Partial<RawQueueStats>): RawQueueStats => ({
   due: 0,
@@ -134,8 +134,10 @@ describe('QueueStatsReader on a real database', () => {
 
   it('parked: due rows of a disabled webhook; they do not age the oldest-due reading', async () => {
     const tenant = await sqlTenant(db.pool);
-    const off = await sqlWebhook(db.pool, tenant.id, { enabled: false });
+    const off = await sqlWebhook(db.pool, tenant.id);
     await queueMany(db.pool, tenant.id, off.id, 3);
+    // Disabled behind the API's back, so its deliveries stay due rather than parked at 'infinity'.
+    await db.pool.query(`UPDATE webhooks SET enabled = false WHERE id = $1`, [off.id]);
     await db.pool.query(
       `UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' WHERE webhook_id = $1`,
       [off.id],
@@ -184,6 +186,7 @@ describe('held back on purpose is not due', () => {
       `UPDATE deliveries SET next_attempt_at = now() - make_interval(mins => $2) WHERE webhook_id = $1`,
       [webhookId, minutes],
     );
+  // By hand: deliveries in flight under a lease, which ingest cannot produce.
   const inFlight = async (tenantId: string, webhookId: string, n: number, leaseMs = 60_000) => {
     for (let i = 0; i < n; i++)
       await sqlDelivery(db.pool, {
@@ -224,8 +227,8 @@ describe('held back on purpose is not due', () => {
 
   it('a webhook or tenant at its concurrency limit is held; an expired lease frees its slot', async () => {
     const tenant = await sqlTenant(db.pool);
-    const slow = await sqlWebhook(db.pool, tenant.id, { maxConcurrency: 2 });
-    await queueMany(db.pool, tenant.id, slow.id, 5);
+    const slow = await sqlWebhookOfOwnType(db.pool, tenant.id, { maxConcurrency: 2 });
+    await queueMany(db.pool, tenant.id, slow.id, 5, { type: slow.type });
     await ageRows(slow.id, 30);
     await inFlight(tenant.id, slow.id, 1);
     expect(await read()).toMatchObject({ due: 5, held: 0 });
@@ -235,8 +238,8 @@ describe('held back on purpose is not due', () => {
     await inFlight(tenant.id, slow.id, 1);
     expect(await read()).toMatchObject({ due: 0, held: 5, oldestDueSeconds: 0 });
 
-    const other = await sqlWebhook(db.pool, tenant.id);
-    await queueMany(db.pool, tenant.id, other.id, 3);
+    const other = await sqlWebhookOfOwnType(db.pool, tenant.id);
+    await queueMany(db.pool, tenant.id, other.id, 3, { type: other.type });
     expect((await read())!.due).toBe(3);
     await db.pool.query(`UPDATE quotas SET max_concurrent_deliveries = 2 WHERE tenant_id = $1`, [tenant.id]);
     expect(await read()).toMatchObject({ due: 0, held: 8 });
@@ -245,15 +248,15 @@ describe('held back on purpose is not due', () => {
 
   it('claimable work behind a head that is all held is found, and ages the reading', async () => {
     const tenant = await sqlTenant(db.pool);
-    const dead = await sqlWebhook(db.pool, tenant.id);
-    await queueMany(db.pool, tenant.id, dead.id, 30);
+    const dead = await sqlWebhookOfOwnType(db.pool, tenant.id);
+    await queueMany(db.pool, tenant.id, dead.id, 30, { type: dead.type });
     await ageRows(dead.id, 120);
     await db.pool.query(
       `UPDATE webhooks SET breaker_state = 'open', breaker_open_until = now() + interval '5 minutes' WHERE id = $1`,
       [dead.id],
     );
-    const healthy = await sqlWebhook(db.pool, tenant.id);
-    await queueMany(db.pool, tenant.id, healthy.id, 2);
+    const healthy = await sqlWebhookOfOwnType(db.pool, tenant.id);
+    await queueMany(db.pool, tenant.id, healthy.id, 2, { type: healthy.type });
     await ageRows(healthy.id, 10);
     // A head of 10 rows sees only the dead webhook's backlog; the skip scan finds the healthy one.
     const stats = await read(10);
