@@ -1,11 +1,10 @@
 /**
  * SQL for webhooks. Every read filters `deleted_at IS NULL`: a deleted webhook is gone from the API.
  * `tenantId` undefined means the admin key (every tenant); otherwise rows of other tenants do not exist.
- * The sealed secret columns are only read by `getWebhookSecrets`, never by the API's reads.
+ * The sealed secret columns are never read here: only the claim reads them, to sign (src/queries/claim.ts).
  */
 import type { Queryable } from '../db/pool.js';
 import type { RetryPolicy } from '../../db/schema.js';
-import type { SealedWebhookSecrets } from '../security/webhook-secrets.js';
 
 export interface WebhookRow {
   id: string;
@@ -283,25 +282,6 @@ export async function rotateWebhookSecret(
       WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)
       RETURNING id, tenant_id AS "tenantId", previous_secret_expires_at AS "previousSecretExpiresAt"`,
     [id, tenantId ?? null, newSecretCiphertext, overlapSeconds],
-  );
-  return rows[0];
-}
-
-/**
- * The sealed secrets of one webhook, for signing (open them with `signingSecrets` from
- * src/security/webhook-secrets.ts). Deleted webhooks are included: their cancelled deliveries are not
- * sent, but nothing here needs to know that.
- */
-export async function getWebhookSecrets(
-  db: Queryable,
-  id: string,
-): Promise<SealedWebhookSecrets | undefined> {
-  const { rows } = await db.query<SealedWebhookSecrets>(
-    `SELECT secret_ciphertext AS "secretCiphertext",
-            previous_secret_ciphertext AS "previousSecretCiphertext",
-            previous_secret_expires_at AS "previousSecretExpiresAt"
-       FROM webhooks WHERE id = $1`,
-    [id],
   );
   return rows[0];
 }

@@ -9,11 +9,10 @@
  * A secret that starts with `whsec_` is always read as the first form, so it must decode cleanly;
  * otherwise the receiver's library and we would derive different keys.
  *
- * Secrets are stored sealed by SecretBox; `signingSecrets` opens the current one and, during a
- * rotation overlap, the previous one.
+ * Secrets are stored sealed by SecretBox. Which of a webhook's secrets sign a delivery (the current
+ * one, and the previous one while its rotation overlap lasts) the claim decides (src/queries/claim.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { SecretBox } from './secret-box.js';
 
 export const WHSEC_PREFIX = 'whsec_';
 const GENERATED_KEY_BYTES = 32;
@@ -49,33 +48,4 @@ export function hmacKeyOf(secret: string): Buffer {
   return secret.startsWith(WHSEC_PREFIX)
     ? Buffer.from(secret.slice(WHSEC_PREFIX.length), 'base64')
     : Buffer.from(secret, 'utf8');
-}
-
-/** The sealed secret columns of a webhook row. */
-export interface SealedWebhookSecrets {
-  secretCiphertext: Buffer;
-  previousSecretCiphertext: Buffer | null;
-  previousSecretExpiresAt: Date | null;
-}
-
-/**
- * The secrets that sign a delivery now, newest first: the current one, plus the previous one while
- * its rotation overlap lasts. Signers put one `v1,` signature per secret in `webhook-signature` and
- * use the first for `X-Webhook-Signature`.
- */
-export function signingSecrets(sealed: SealedWebhookSecrets, box: SecretBox, now = new Date()): string[] {
-  const secrets = [box.decrypt(sealed.secretCiphertext)];
-  if (
-    sealed.previousSecretCiphertext &&
-    sealed.previousSecretExpiresAt &&
-    sealed.previousSecretExpiresAt.getTime() > now.getTime()
-  ) {
-    secrets.push(box.decrypt(sealed.previousSecretCiphertext));
-  }
-  return secrets;
-}
-
-/** `signingSecrets` as HMAC keys. */
-export function signingKeys(sealed: SealedWebhookSecrets, box: SecretBox, now = new Date()): Buffer[] {
-  return signingSecrets(sealed, box, now).map(hmacKeyOf);
 }

@@ -1,12 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
-import { SecretBox } from '../../src/security/secret-box.js';
 import {
   generateWebhookSecret,
   hmacKeyOf,
-  signingKeys,
-  signingSecrets,
   webhookSecretProblem,
 } from '../../src/security/webhook-secrets.js';
 
@@ -69,33 +66,5 @@ describe('hmacKeyOf', () => {
       'webhook-signature': `v1,${mac}`,
     };
     expect(new Webhook(secret).verify(body, headers)).toEqual({ hello: 'world' });
-  });
-});
-
-describe('signingSecrets', () => {
-  const box = new SecretBox(randomBytes(32));
-  const now = new Date('2026-06-01T12:00:00Z');
-
-  it('is the current secret alone without a rotation', () => {
-    const sealed = {
-      secretCiphertext: box.encrypt('current-secret-123'),
-      previousSecretCiphertext: null,
-      previousSecretExpiresAt: null,
-    };
-    expect(signingSecrets(sealed, box, now)).toEqual(['current-secret-123']);
-  });
-
-  it('adds the previous secret, second, while the overlap lasts, and drops it after', () => {
-    const sealed = {
-      secretCiphertext: box.encrypt('current-secret-123'),
-      previousSecretCiphertext: box.encrypt('previous-secret-12'),
-      previousSecretExpiresAt: new Date(now.getTime() + 1000),
-    };
-    expect(signingSecrets(sealed, box, now)).toEqual(['current-secret-123', 'previous-secret-12']);
-    expect(signingSecrets(sealed, box, new Date(now.getTime() + 1000))).toEqual(['current-secret-123']);
-    expect(signingKeys(sealed, box, now).map((k) => k.toString())).toEqual([
-      'current-secret-123',
-      'previous-secret-12',
-    ]);
   });
 });
