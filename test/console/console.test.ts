@@ -3,50 +3,26 @@
  * real receiver: log in, see a failing webhook and its dead delivery, retry it from the DLQ page and
  * watch it succeed; a wrong key is refused; HTML in data is shown as text and never runs.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN_KEY } from '../helpers/app.js';
+import { useConsole } from '../helpers/console.js';
 import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { waitFor } from '../helpers/wait.js';
-import { launchBrowser, startReceiver, type Browser, type Receiver } from './browser.js';
 
 const FAST_FAIL = { max_attempts: 1, initial_delay_ms: 100, max_delay_ms: 100 };
 const SCREENSHOT = process.env.POSTBOX_CONSOLE_SCREENSHOT; // e.g. /tmp/console.png, to look at by hand
 
-let app: TestApp;
-let receiver: Receiver;
-let browser: Browser;
-let tenant: { id: string; apiKey: string };
-/** Errors thrown by the page itself (a bug in console.js): each test must leave none. */
-let pageErrors: Error[] = [];
-
-beforeAll(async () => {
-  app = await startTestApp({ POSTBOX_ROLE: 'all', SSRF_ALLOW_CIDRS: '127.0.0.0/8', POLL_INTERVAL_MS: '50' });
-  receiver = await startReceiver();
-  tenant = await app.createTenant('console-tenant');
-  browser = await launchBrowser();
-}, 60_000);
-
-afterEach(() => {
-  const errors = pageErrors;
-  pageErrors = [];
-  expect(errors.map(String)).toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await receiver?.close();
-  await app?.close();
-});
+const ui = useConsole('console-tenant');
 
 /**
  * A webhook of the tenant pointing at the receiver, failing fast into the DLQ. Each test gives its
  * own event_types, so its events reach its webhook only.
  */
 async function createWebhook(body: Record<string, unknown> = {}) {
-  const res = await app.request('POST', '/webhooks', {
-    key: tenant.apiKey,
-    body: { url: `${receiver.url}/hook`, retry_policy: FAST_FAIL, ...body },
+  const res = await ui.app.request('POST', '/webhooks', {
+    key: ui.tenant.apiKey,
+    body: { url: `${ui.receiver.url}/hook`, retry_policy: FAST_FAIL, ...body },
   });
   expect(res.status).toBe(201);
   return res.body as { id: string; url: string; description: string | null };
@@ -54,13 +30,13 @@ async function createWebhook(body: Record<string, unknown> = {}) {
 
 /** Ingests one event for the tenant; resolves once its one delivery is in the DLQ. */
 async function deadDelivery(type: string, payload: unknown): Promise<string> {
-  const res = await app.request('POST', '/events', { key: tenant.apiKey, body: { type, payload } });
+  const res = await ui.app.request('POST', '/events', { key: ui.tenant.apiKey, body: { type, payload } });
   expect(res.status).toBe(202);
   expect(res.body.delivery_ids).toHaveLength(1);
   const id: string = res.body.delivery_ids[0];
   await waitFor(
     async () => {
-      const dlq = await app.request('GET', '/dlq', { key: tenant.apiKey });
+      const dlq = await ui.app.request('GET', '/dlq', { key: ui.tenant.apiKey });
       return dlq.body.data?.some((row: { delivery_id: string }) => row.delivery_id === id);
     },
     { what: `delivery ${id} in the DLQ`, timeoutMs: 15_000 },
@@ -68,28 +44,16 @@ async function deadDelivery(type: string, payload: unknown): Promise<string> {
   return id;
 }
 
-async function openConsole(): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(err));
-  await page.goto(`${app.baseUrl}/console/`);
-  return page;
-}
-
-async function logIn(page: Page, key: string): Promise<void> {
-  await page.fill('#api-key', key);
-  await page.click('#login-form button[type=submit]');
-}
-
 const mainText = (page: Page) => page.locator('main').innerText();
 
 describe('console', () => {
   it('a tenant sees its failing webhook, retries the dead delivery and watches it succeed', async () => {
-    receiver.status = 500;
+    ui.receiver.status = 500;
     const webhook = await createWebhook({ description: 'orders endpoint', event_types: ['order.*'] });
     const deliveryId = await deadDelivery('order.created', { order: 42 });
 
-    const page = await openConsole();
-    await logIn(page, tenant.apiKey);
+    const page = await ui.openConsole();
+    await ui.logIn(page);
 
     // Webhooks page: the webhook with its health (one failed attempt, none succeeded).
     const row = page.locator('main tbody tr', { hasText: webhook.id });
@@ -100,7 +64,7 @@ describe('console', () => {
     expect(rowText).toMatch(/0\.0 %/);
     expect(rowText).toContain('0 ok / 1 failed');
     expect(rowText).toContain('DLQ (1)');
-    await expect(page.locator('#who').innerText()).resolves.toContain(tenant.id);
+    await expect(page.locator('#who').innerText()).resolves.toContain(ui.tenant.id);
 
     // Deliveries page, filtered on the webhook and on failed: the dead delivery is listed.
     await page.click('nav a[href="#/deliveries"]');
@@ -121,8 +85,8 @@ describe('console', () => {
     await expect(page.locator('#payload').innerText()).resolves.toContain('"order": 42');
 
     // The receiver recovers; retry from the DLQ page, follow the link, watch it succeed.
-    receiver.status = 200;
-    receiver.body = 'thanks';
+    ui.receiver.status = 200;
+    ui.receiver.body = 'thanks';
     await page.click('nav a[href="#/dlq"]');
     const retry = page.locator(`button.retry[data-delivery="${deliveryId}"]`);
     await retry.click();
@@ -147,17 +111,17 @@ describe('console', () => {
   });
 
   it("retries a whole webhook's DLQ at once, and replays a delivery", async () => {
-    receiver.status = 500;
+    ui.receiver.status = 500;
     const webhook = await createWebhook({ description: 'bulk endpoint', event_types: ['bulk.*'] });
     const first = await deadDelivery('bulk.one', { n: 1 });
     const second = await deadDelivery('bulk.two', { n: 2 });
-    receiver.status = 200;
-    receiver.body = 'ok';
+    ui.receiver.status = 200;
+    ui.receiver.body = 'ok';
 
-    const page = await openConsole();
-    await logIn(page, tenant.apiKey);
+    const page = await ui.openConsole();
+    await ui.logIn(page);
     await page.locator('main h2', { hasText: 'Webhooks' }).waitFor();
-    await page.goto(`${app.baseUrl}/console/#/dlq?webhook_id=${webhook.id}`);
+    await page.goto(`${ui.app.baseUrl}/console/#/dlq?webhook_id=${webhook.id}`);
     await page.locator(`button.retry[data-delivery="${second}"]`).waitFor();
     await expect(page.locator('main').innerText()).resolves.toContain('Webhook bulk endpoint');
     await page.click('#retry-all');
@@ -165,7 +129,7 @@ describe('console', () => {
     await page.locator('main .empty', { hasText: 'The dead-letter queue is empty.' }).waitFor();
 
     // Watch the first one settle on its page, then replay it: a third attempt, succeeded again.
-    await page.goto(`${app.baseUrl}/console/#/deliveries/${first}`);
+    await page.goto(`${ui.app.baseUrl}/console/#/deliveries/${first}`);
     await page.locator('h2 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 15_000 });
     await page.click('#replay');
     await page.locator('#flash', { hasText: 'Replay queued' }).waitFor();
@@ -173,10 +137,10 @@ describe('console', () => {
     await page.locator('#attempts tbody tr').nth(2).waitFor({ timeout: 15_000 });
     await page.locator('h2 .badge', { hasText: 'succeeded' }).waitFor({ timeout: 15_000 });
 
-    const other = await app.request('GET', `/deliveries/${second}`, { key: tenant.apiKey });
+    const other = await ui.app.request('GET', `/deliveries/${second}`, { key: ui.tenant.apiKey });
     await waitFor(
       async () =>
-        (await app.request('GET', `/deliveries/${second}`, { key: tenant.apiKey })).body.status ===
+        (await ui.app.request('GET', `/deliveries/${second}`, { key: ui.tenant.apiKey })).body.status ===
         'succeeded',
       { what: 'the second delivery to succeed', timeoutMs: 15_000 },
     );
@@ -185,15 +149,15 @@ describe('console', () => {
   });
 
   it('shows the admin every tenant, with the tenant of each row', async () => {
-    const otherTenant = await app.createTenant('someone-else');
-    const res = await app.request('POST', '/webhooks', {
+    const otherTenant = await ui.app.createTenant('someone-else');
+    const res = await ui.app.request('POST', '/webhooks', {
       key: otherTenant.apiKey,
-      body: { url: `${receiver.url}/other`, description: 'belongs to someone else' },
+      body: { url: `${ui.receiver.url}/other`, description: 'belongs to someone else' },
     });
     expect(res.status).toBe(201);
 
-    const page = await openConsole();
-    await logIn(page, ADMIN_KEY);
+    const page = await ui.openConsole();
+    await ui.logIn(page, ADMIN_KEY);
     const row = page.locator('main tbody tr', { hasText: 'belongs to someone else' });
     await row.waitFor();
     await expect(row.innerText()).resolves.toContain(otherTenant.id.slice(0, 8));
@@ -202,7 +166,7 @@ describe('console', () => {
 
     // A tenant key does not see it.
     await page.click('#logout');
-    await logIn(page, tenant.apiKey);
+    await ui.logIn(page);
     await page.locator('main h2', { hasText: 'Webhooks' }).waitFor();
     await page.locator('main tbody tr').first().waitFor();
     await expect(page.locator('main').innerText()).resolves.not.toContain('belongs to someone else');
@@ -210,13 +174,13 @@ describe('console', () => {
   });
 
   it('shows the tenants nearest their quotas on the Quotas page, a tenant only its own', async () => {
-    const heavy = await app.createTenant('<b>quota-heavy</b>', { max_dlq_size: 1 });
-    const hook = await sqlWebhook(app.db.pool, heavy.id);
-    await sqlDeadDelivery(app.db.pool, heavy.id, hook.id);
-    await sqlDeadDelivery(app.db.pool, heavy.id, hook.id);
+    const heavy = await ui.app.createTenant('<b>quota-heavy</b>', { max_dlq_size: 1 });
+    const hook = await sqlWebhook(ui.app.db.pool, heavy.id);
+    await sqlDeadDelivery(ui.app.db.pool, heavy.id, hook.id);
+    await sqlDeadDelivery(ui.app.db.pool, heavy.id, hook.id);
 
-    const page = await openConsole();
-    await logIn(page, ADMIN_KEY);
+    const page = await ui.openConsole();
+    await ui.logIn(page, ADMIN_KEY);
     await page.click('#nav a[href="#/quotas"]');
     const first = page.locator('#quotas tbody tr').first();
     await first.waitFor();
@@ -226,9 +190,9 @@ describe('console', () => {
     await expect(first.innerText()).resolves.toContain('2 of 1');
 
     await page.click('#logout');
-    await logIn(page, tenant.apiKey);
+    await ui.logIn(page);
     await page.locator('main h2', { hasText: 'Webhooks' }).waitFor();
-    await page.goto(`${app.baseUrl}/console/#/quotas`);
+    await page.goto(`${ui.app.baseUrl}/console/#/quotas`);
     await page.locator('main h2', { hasText: 'Quota usage' }).waitFor();
     await expect(page.locator('#quotas tbody tr').count()).resolves.toBe(1);
     await expect(mainText(page)).resolves.toContain('console-tenant');
@@ -236,8 +200,8 @@ describe('console', () => {
   });
 
   it('refuses a wrong key with a clear message and stays on the login form', async () => {
-    const page = await openConsole();
-    await logIn(page, 'pbk_this-is-not-a-key');
+    const page = await ui.openConsole();
+    await ui.logIn(page, 'pbk_this-is-not-a-key');
     await page.locator('#login-error', { hasText: 'not accepted' }).waitFor();
     await expect(page.locator('#login-error').innerText()).resolves.toBe('That API key was not accepted.');
     await expect(page.locator('#nav').isHidden()).resolves.toBe(true);
@@ -246,38 +210,38 @@ describe('console', () => {
   });
 
   it('logs out when the stored key stops working, saying why', async () => {
-    const page = await openConsole();
+    const page = await ui.openConsole();
     await page.evaluate("sessionStorage.setItem('postbox.apiKey', 'pbk_revoked-key')");
-    await page.goto(`${app.baseUrl}/console/#/dlq`);
+    await page.goto(`${ui.app.baseUrl}/console/#/dlq`);
     await page.locator('#login-error', { hasText: 'refused' }).waitFor();
     await page.close();
   });
 
   it('shows HTML in descriptions, URLs, payloads and responses as text, and runs none of it', async () => {
     const evil = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>';
-    receiver.status = 500;
-    receiver.body = '<script>window.__xss=5</script><img src=x onerror="window.__xss=6">';
+    ui.receiver.status = 500;
+    ui.receiver.body = '<script>window.__xss=5</script><img src=x onerror="window.__xss=6">';
     const webhook = await createWebhook({
       description: evil,
       event_types: ['xss.*'],
       // No whitespace (refused in URLs): `/` separates the attributes instead.
-      url: `${receiver.url}/hook/<img/src=x/onerror=window.__xss=7>?q=<script>window.__xss=8</script>`,
+      url: `${ui.receiver.url}/hook/<img/src=x/onerror=window.__xss=7>?q=<script>window.__xss=8</script>`,
     });
     const payload = { note: '<img src=x onerror="window.__xss=3">', html: '<script>window.__xss=4</script>' };
     const deliveryId = await deadDelivery('xss.test', payload);
 
-    const page = await openConsole();
-    await logIn(page, tenant.apiKey);
+    const page = await ui.openConsole();
+    await ui.logIn(page);
     const row = page.locator('main tbody tr', { hasText: webhook.id });
     await row.waitFor();
     await expect(row.locator('.desc').innerText()).resolves.toBe(evil);
     await expect(row.locator('.url').innerText()).resolves.toBe(webhook.url);
 
-    await page.goto(`${app.baseUrl}/console/#/deliveries/${deliveryId}`);
+    await page.goto(`${ui.app.baseUrl}/console/#/deliveries/${deliveryId}`);
     await page.locator('#attempts').waitFor();
     // jsonb keeps no key order; the text must still be exactly the JSON of the payload.
     expect(JSON.parse(await page.locator('#payload').innerText())).toEqual(payload);
-    await expect(page.locator('#attempts pre').innerText()).resolves.toBe(receiver.body);
+    await expect(page.locator('#attempts pre').innerText()).resolves.toBe(ui.receiver.body);
 
     await page.click('nav a[href="#/dlq"]');
     await page.locator(`button.retry[data-delivery="${deliveryId}"]`).waitFor();

@@ -1,6 +1,6 @@
 /** /docs in headless Chromium: the static page renders every operation of /openapi.json. */
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { launchBrowser, type Browser } from './browser.js';
+import { launchBrowser, type Browser } from '../helpers/console.js';
 
 let app: TestApp;
 let browser: Browser;

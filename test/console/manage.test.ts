@@ -4,49 +4,23 @@
  * (shown once), send a test event and read the result, and read the attempts chart; HTML in a URL,
  * a description or a response excerpt is shown as text and never runs.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { useConsole } from '../helpers/console.js';
 import { testSecretBox } from '../helpers/fixtures-sql.js';
 import { waitFor } from '../helpers/wait.js';
-import { launchBrowser, startReceiver, type Browser, type Receiver } from './browser.js';
 
-let app: TestApp;
-let receiver: Receiver;
-let browser: Browser;
-let tenant: { id: string; apiKey: string };
-let pageErrors: Error[] = [];
+const ui = useConsole('console-manager');
 
-beforeAll(async () => {
-  app = await startTestApp({ POSTBOX_ROLE: 'all', SSRF_ALLOW_CIDRS: '127.0.0.0/8', POLL_INTERVAL_MS: '50' });
-  receiver = await startReceiver();
-  tenant = await app.createTenant('console-manager');
-  browser = await launchBrowser();
-}, 60_000);
-
-afterEach(() => {
-  const errors = pageErrors;
-  pageErrors = [];
-  expect(errors.map(String)).toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await receiver?.close();
-  await app?.close();
-});
-
+/** The console at `hash`, logged in with the tenant's key. */
 async function openConsole(hash = ''): Promise<Page> {
-  const page = await browser.context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(err));
-  await page.goto(`${app.baseUrl}/console/${hash}`);
-  await page.fill('#api-key', tenant.apiKey);
-  await page.click('#login-form button[type=submit]');
+  const page = await ui.openConsole(hash);
+  await ui.logIn(page);
   return page;
 }
 
 async function secrets(webhookId: string): Promise<{ current: string; previous: string | null }> {
-  const { rows } = await app.db.pool.query(
+  const { rows } = await ui.app.db.pool.query(
     `SELECT secret_ciphertext, previous_secret_ciphertext FROM webhooks WHERE id = $1`,
     [webhookId],
   );
@@ -69,7 +43,7 @@ describe('managing a webhook from the console', () => {
     await page.click('#webhook-form button[type=submit]');
     await page.locator('#form-error', { hasText: 'url' }).waitFor();
 
-    await page.fill('#webhook-form input[name=url]', `${receiver.url}/managed`);
+    await page.fill('#webhook-form input[name=url]', `${ui.receiver.url}/managed`);
     await page.fill('#webhook-form input[name=description]', 'managed from the console');
     await page.fill('#webhook-form input[name=event_types]', 'order.*, invoice.paid');
     await page.fill('#webhook-form input[name=max_attempts]', '3');
@@ -85,9 +59,9 @@ describe('managing a webhook from the console', () => {
     const shown = await page.locator('#secret').innerText();
     expect(shown).toMatch(/^whsec_/);
     expect((await secrets(id)).current).toBe(shown);
-    const stored = await app.request('GET', `/webhooks/${id}`, { key: tenant.apiKey });
+    const stored = await ui.app.request('GET', `/webhooks/${id}`, { key: ui.tenant.apiKey });
     expect(stored.body).toMatchObject({
-      url: `${receiver.url}/managed`,
+      url: `${ui.receiver.url}/managed`,
       description: 'managed from the console',
       event_types: ['order.*', 'invoice.paid'],
       retry_policy: { max_attempts: 3, initial_delay_ms: 200, max_delay_ms: 1000 },
@@ -109,16 +83,20 @@ describe('managing a webhook from the console', () => {
     await page.fill('#webhook-form input[name=event_types]', 'order.*');
     await page.click('#webhook-form button[type=submit]');
     await page.locator('#webhook-fields', { hasText: 'renamed' }).waitFor();
-    const edited = await app.request('GET', `/webhooks/${id}`, { key: tenant.apiKey });
+    const edited = await ui.app.request('GET', `/webhooks/${id}`, { key: ui.tenant.apiKey });
     expect(edited.body).toMatchObject({ description: 'renamed', event_types: ['order.*'], timeout_ms: 5000 });
 
     // Disable, then enable again.
     await page.click('#toggle-enabled');
     await page.locator('#toggle-enabled', { hasText: 'Enable' }).waitFor();
-    expect((await app.request('GET', `/webhooks/${id}`, { key: tenant.apiKey })).body.enabled).toBe(false);
+    expect((await ui.app.request('GET', `/webhooks/${id}`, { key: ui.tenant.apiKey })).body.enabled).toBe(
+      false,
+    );
     await page.click('#toggle-enabled');
     await page.locator('#toggle-enabled', { hasText: 'Disable' }).waitFor();
-    expect((await app.request('GET', `/webhooks/${id}`, { key: tenant.apiKey })).body.enabled).toBe(true);
+    expect((await ui.app.request('GET', `/webhooks/${id}`, { key: ui.tenant.apiKey })).body.enabled).toBe(
+      true,
+    );
 
     // Rotate: the new secret is shown once; the old one keeps signing beside it.
     await page.click('#rotate-secret');
@@ -130,7 +108,7 @@ describe('managing a webhook from the console', () => {
     await page.locator('#webhook-fields').waitFor();
     await expect(page.locator('#secret-once').count()).resolves.toBe(0);
 
-    const { rows } = await app.db.pool.query(
+    const { rows } = await ui.app.db.pool.query(
       `SELECT action FROM audit_log WHERE object_id = $1 ORDER BY id`,
       [id],
     );
@@ -141,25 +119,25 @@ describe('managing a webhook from the console', () => {
   }, 120_000);
 
   it('sends a test event and shows the outcome, the response excerpt as text', async () => {
-    const created = await app.request('POST', '/webhooks', {
-      key: tenant.apiKey,
-      body: { url: `${receiver.url}/test-send`, event_types: ['nothing.*'] },
+    const created = await ui.app.request('POST', '/webhooks', {
+      key: ui.tenant.apiKey,
+      body: { url: `${ui.receiver.url}/test-send`, event_types: ['nothing.*'] },
     });
     const page = await openConsole(`#/webhooks/${created.body.id}`);
     await page.locator('#test-form').waitFor();
 
-    receiver.status = 200;
-    receiver.body = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>accepted';
-    const before = receiver.received;
+    ui.receiver.status = 200;
+    ui.receiver.body = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>accepted';
+    const before = ui.receiver.received;
     await page.fill('#test-form input[name=type]', 'order.test');
     await page.fill('#test-form input[name=payload]', '{"hello": "world"}');
     await page.click('#test-form button[type=submit]');
     await page.locator('#test-result .status', { hasText: '200' }).waitFor();
-    await expect(page.locator('#test-result pre').innerText()).resolves.toBe(receiver.body);
-    expect(receiver.received).toBe(before + 1);
+    await expect(page.locator('#test-result pre').innerText()).resolves.toBe(ui.receiver.body);
+    expect(ui.receiver.received).toBe(before + 1);
 
-    receiver.status = 503;
-    receiver.body = 'down for maintenance';
+    ui.receiver.status = 503;
+    ui.receiver.body = 'down for maintenance';
     await page.click('#test-form button[type=submit]');
     await page.locator('#test-result .status', { hasText: '503' }).waitFor();
     await expect(page.locator('#test-result').innerText()).resolves.toContain('failed');
@@ -168,7 +146,7 @@ describe('managing a webhook from the console', () => {
     await page.fill('#test-form input[name=payload]', '{not json');
     await page.click('#test-form button[type=submit]');
     await page.locator('#test-result', { hasText: 'not valid JSON' }).waitFor();
-    expect(receiver.received).toBe(before + 2);
+    expect(ui.receiver.received).toBe(before + 2);
 
     expect(await page.evaluate('window.__xss')).toBeUndefined();
     expect(await page.locator('main img, main script').count()).toBe(0);
@@ -176,10 +154,10 @@ describe('managing a webhook from the console', () => {
   }, 120_000);
 
   it("draws the webhook's attempts per hour from the API's numbers, and shows HTML in its URL as text", async () => {
-    receiver.status = 200;
-    const url = `${receiver.url}/chart/<img/src=x/onerror=window.__xss=7>`;
-    const created = await app.request('POST', '/webhooks', {
-      key: tenant.apiKey,
+    ui.receiver.status = 200;
+    const url = `${ui.receiver.url}/chart/<img/src=x/onerror=window.__xss=7>`;
+    const created = await ui.app.request('POST', '/webhooks', {
+      key: ui.tenant.apiKey,
       body: {
         url,
         description: '<script>window.__xss=9</script>',
@@ -192,12 +170,12 @@ describe('managing a webhook from the console', () => {
     const send = async (n: number) => {
       const events = Array.from({ length: n }, (_, i) => ({ type: 'chart.tick', payload: { i } }));
       expect(
-        (await app.request('POST', '/events/batch', { key: tenant.apiKey, body: { events } })).status,
+        (await ui.app.request('POST', '/events/batch', { key: ui.tenant.apiKey, body: { events } })).status,
       ).toBe(202);
     };
     const attempts = async () =>
       (
-        await app.db.pool.query(
+        await ui.app.db.pool.query(
           `SELECT count(*)::int AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
             WHERE d.webhook_id = $1`,
           [id],
@@ -205,12 +183,12 @@ describe('managing a webhook from the console', () => {
       ).rows[0].n;
     await send(3);
     await waitFor(async () => (await attempts()) === 3, { what: '3 attempts', timeoutMs: 15_000 });
-    receiver.status = 500;
+    ui.receiver.status = 500;
     await send(2);
     await waitFor(async () => (await attempts()) === 5, { what: '5 attempts', timeoutMs: 15_000 });
 
-    const stats = await app.request('GET', `/console/api/webhooks/${id}/stats?hours=24`, {
-      key: tenant.apiKey,
+    const stats = await ui.app.request('GET', `/console/api/webhooks/${id}/stats?hours=24`, {
+      key: ui.tenant.apiKey,
     });
     expect(stats.status).toBe(200);
     expect(stats.body.buckets).toHaveLength(24);
@@ -240,21 +218,21 @@ describe('managing a webhook from the console', () => {
   }, 120_000);
 
   it('the stats route keeps tenants apart and checks its input', async () => {
-    const other = await app.createTenant('not-yours');
-    const created = await app.request('POST', '/webhooks', {
+    const other = await ui.app.createTenant('not-yours');
+    const created = await ui.app.request('POST', '/webhooks', {
       key: other.apiKey,
-      body: { url: `${receiver.url}/theirs` },
+      body: { url: `${ui.receiver.url}/theirs` },
     });
     const path = `/console/api/webhooks/${created.body.id}/stats`;
-    expect((await app.request('GET', path, { key: tenant.apiKey })).status).toBe(404);
-    expect((await app.request('GET', path, { key: other.apiKey })).status).toBe(200);
-    expect((await app.request('GET', path)).status).toBe(200);
-    const bad = await app.request('GET', `${path}?hours=0`, { key: other.apiKey });
+    expect((await ui.app.request('GET', path, { key: ui.tenant.apiKey })).status).toBe(404);
+    expect((await ui.app.request('GET', path, { key: other.apiKey })).status).toBe(200);
+    expect((await ui.app.request('GET', path)).status).toBe(200);
+    const bad = await ui.app.request('GET', `${path}?hours=0`, { key: other.apiKey });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details[0].path).toBe('hours');
-    expect((await app.request('GET', `${path}?hours=169`, { key: other.apiKey })).status).toBe(400);
-    expect((await app.request('GET', `/console/api/webhooks/nope/stats`, { key: other.apiKey })).status).toBe(
-      400,
-    );
+    expect((await ui.app.request('GET', `${path}?hours=169`, { key: other.apiKey })).status).toBe(400);
+    expect(
+      (await ui.app.request('GET', `/console/api/webhooks/nope/stats`, { key: other.apiKey })).status,
+    ).toBe(400);
   }, 120_000);
 });
