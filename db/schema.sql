@@ -950,7 +950,10 @@ CREATE TABLE public.webhooks (
     latency_recent_ms double precision,
     concurrency_updated_at timestamp with time zone,
     concurrency_decreased_at timestamp with time zone,
+    client_cert_pem text,
+    client_key_ciphertext bytea,
     CONSTRAINT webhooks_breaker_state_check CHECK ((breaker_state = ANY (ARRAY['closed'::text, 'open'::text]))),
+    CONSTRAINT webhooks_client_certificate_whole CHECK (((client_cert_pem IS NULL) = (client_key_ciphertext IS NULL))),
     CONSTRAINT webhooks_concurrency_limit_check CHECK ((concurrency_limit >= (1)::double precision)),
     CONSTRAINT webhooks_filter_compiled CHECK (((filter IS NULL) = (filter_path IS NULL))),
     CONSTRAINT webhooks_ordering_check CHECK ((ordering = ANY (ARRAY['none'::text, 'fifo'::text])))
@@ -1017,6 +1020,10 @@ COMMENT ON COLUMN public.webhooks.latency_recent_ms IS 'Moving average of the pe
 COMMENT ON COLUMN public.webhooks.concurrency_updated_at IS 'When the recorder last wrote concurrency_limit or latency_floor_ms (the drift of the floor is timed from it).';
 
 COMMENT ON COLUMN public.webhooks.concurrency_decreased_at IS 'When concurrency_limit was last cut: it is cut at most once per mean attempt duration (0.25 s to 1 s), so one overload episode costs one cut, not one per batch.';
+
+COMMENT ON COLUMN public.webhooks.client_cert_pem IS 'Optional mTLS client certificate (PEM, may hold its chain) the sender presents to the receiver; public, shown in the API as subject, issuer, fingerprint and expiry.';
+
+COMMENT ON COLUMN public.webhooks.client_key_ciphertext IS 'The private key of client_cert_pem, sealed with AES-256-GCM under the secrets key (key id | iv | tag | ciphertext); never returned or logged.';
 
 COMMENT ON CONSTRAINT webhooks_breaker_state_check ON public.webhooks IS 'breaker_state is closed or open; half-open is open with breaker_open_until passed.';
 

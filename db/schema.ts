@@ -109,6 +109,10 @@ export const webhooks = pgTable(
     secretCiphertext: bytea('secret_ciphertext').notNull(),
     previousSecretCiphertext: bytea('previous_secret_ciphertext'),
     previousSecretExpiresAt: tstz('previous_secret_expires_at'),
+    // Optional mTLS client certificate presented to the receiver: the certificate (public) as PEM, its
+    // private key sealed like the secrets (src/security/secret-box.ts).
+    clientCertPem: text('client_cert_pem'),
+    clientKeyCiphertext: bytea('client_key_ciphertext'),
     eventTypes: text('event_types')
       .array()
       .notNull()
@@ -154,6 +158,10 @@ export const webhooks = pgTable(
     check('webhooks_ordering_check', sql`${t.ordering} IN ('none', 'fifo')`),
     check('webhooks_filter_compiled', sql`(${t.filter} IS NULL) = (${t.filterPath} IS NULL)`),
     check('webhooks_concurrency_limit_check', sql`${t.concurrencyLimit} >= 1`),
+    check(
+      'webhooks_client_certificate_whole',
+      sql`(${t.clientCertPem} IS NULL) = (${t.clientKeyCiphertext} IS NULL)`,
+    ),
   ],
 );
 

@@ -59,6 +59,22 @@ export const WebhookSchema = v.strictObject({
   disabled_reason: nullable(v.string()),
   filter: v.pipe(v.unknown(), v.description('the payload filter (docs/filters.md), or null')),
   ordering: v.picklist(['none', 'fifo']),
+  client_certificate: v.pipe(
+    nullable(
+      v.strictObject({
+        subject: v.string(),
+        issuer: v.string(),
+        fingerprint_sha256: v.pipe(
+          v.string(),
+          v.description('SHA-256 of the DER certificate, colon-separated hex'),
+        ),
+        not_after: Time,
+      }),
+    ),
+    v.description(
+      'the mTLS client certificate presented to the receiver (its private key is never shown), or null',
+    ),
+  ),
   created_at: Time,
   updated_at: Time,
 });

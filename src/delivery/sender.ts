@@ -1,7 +1,7 @@
 /**
  * The executor: one HTTP attempt of one claimed delivery (contract section 4). Builds the envelope,
- * signs it, POSTs it with got through the shared agents, and reads at most the first 1 KiB of the
- * answer. Success is decided on the status code alone; the body is only kept as an excerpt, and an
+ * signs it, POSTs it with got through the shared agents (presenting the webhook's mTLS client
+ * certificate, when it has one), and reads at most the first 1 KiB of the answer. Success is decided on the status code alone; the body is only kept as an excerpt, and an
  * endless or huge body is cut off at the cap, never buffered.
  */
 import { readFileSync } from 'node:fs';
@@ -100,7 +100,7 @@ function describeStatus(status: number): string {
 export interface SenderOptions {
   /** Pooled keep-alive agents (and the SSRF filter, when installed): see http-agents.ts. */
   agents: HttpAgents;
-  /** Decrypts webhook secrets; decrypted HMAC keys are cached per ciphertext. */
+  /** Decrypts webhook secrets and client keys; decrypted ones are cached per ciphertext. */
   secretBox: SecretBox;
   /** Most decrypted keys kept in memory (the cache is dropped whole when full). */
   keyCacheSize?: number;
@@ -109,6 +109,7 @@ export interface SenderOptions {
 export class Sender {
   private readonly client: Got;
   private readonly keys = new Map<string, Buffer>();
+  private readonly clientKeys = new Map<string, string>();
   private readonly keyCacheSize: number;
 
   constructor(private readonly options: SenderOptions) {
@@ -135,13 +136,36 @@ export class Sender {
     return key;
   }
 
+  private clientKeyOf(ciphertext: Buffer): string {
+    const id = ciphertext.toString('base64');
+    let key = this.clientKeys.get(id);
+    if (key === undefined) {
+      if (this.clientKeys.size >= this.keyCacheSize) this.clientKeys.clear();
+      key = this.options.secretBox.decrypt(ciphertext);
+      this.clientKeys.set(id, key);
+    }
+    return key;
+  }
+
+  /**
+   * got's TLS options for a webhook with a client certificate. The https agent pools sockets by these
+   * options too (Node's Agent#getName includes cert and key), so a keep-alive socket opened with one
+   * webhook's certificate is never reused for another's. The SSRF check is the agent's, unchanged.
+   */
+  private tlsOf(d: ClaimedDelivery): { https?: { certificate: string; key: string } } {
+    if (!d.clientCertPem || !d.clientKeyCiphertext) return {};
+    return { https: { certificate: d.clientCertPem, key: this.clientKeyOf(d.clientKeyCiphertext) } };
+  }
+
   /** Sends one attempt. Never throws: every failure is a SendResult. */
   send(d: ClaimedDelivery, signal?: AbortSignal): Promise<SendResult> {
     const started = performance.now();
     const startedAt = new Date();
     let headers: Record<string, string>;
     let body: string;
+    let tls: ReturnType<Sender['tlsOf']>;
     try {
+      tls = this.tlsOf(d);
       const keys = [this.keyOf(d.secretCiphertext)];
       if (d.previousSecretCiphertext) keys.push(this.keyOf(d.previousSecretCiphertext));
       body = deliveryBody(d);
@@ -156,6 +180,7 @@ export class Sender {
         body,
         headers,
         timeout: { request: d.timeoutMs },
+        ...tls,
         ...(signal ? { signal } : {}),
       });
       let status: number | null = null;

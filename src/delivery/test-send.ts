@@ -47,6 +47,8 @@ export async function sendTestEvent(
     timeoutMs: target.timeoutMs,
     retryPolicy: DEFAULT_RETRY_POLICY,
     cycleStartedAt: now,
+    clientCertPem: target.clientCertPem,
+    clientKeyCiphertext: target.clientKeyCiphertext,
   };
   // Agents of its own, closed right after: a rare call keeps no sockets and shares no pool limits
   // with the workers' deliveries.

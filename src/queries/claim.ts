@@ -30,6 +30,9 @@ export interface ClaimedDelivery {
   retryPolicy: RetryPolicy;
   /** When this delivery cycle began: retry_policy.max_age_seconds counts from here. */
   cycleStartedAt: Date;
+  /** The webhook's mTLS client certificate (PEM) and its sealed private key, or both null. */
+  clientCertPem: string | null;
+  clientKeyCiphertext: Buffer | null;
 }
 
 export interface ClaimOptions {
@@ -315,7 +318,8 @@ WITH RECURSIVE expired AS (
       AND d.id = ANY (ARRAY(SELECT id FROM (SELECT id FROM expired WHERE NOT exhausted
                                             UNION ALL SELECT id FROM due) AS taken LIMIT $2))
     RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.cycle_started_at,
-              w.url, w.secret_ciphertext, w.timeout_ms, w.retry_policy,
+              w.url, w.secret_ciphertext, w.timeout_ms, w.retry_policy, w.client_cert_pem,
+              w.client_key_ciphertext,
               CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_ciphertext END
                 AS previous_secret_ciphertext
 ), bumped AS (
@@ -328,15 +332,16 @@ SELECT 'claimed' AS kind, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventI
        e.traceparent, c.url, c.secret_ciphertext AS "secretCiphertext",
        c.previous_secret_ciphertext AS "previousSecretCiphertext",
        c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy",
-       c.cycle_started_at AS "cycleStartedAt", NULL::json AS meta
+       c.cycle_started_at AS "cycleStartedAt", c.client_cert_pem AS "clientCertPem",
+       c.client_key_ciphertext AS "clientKeyCiphertext", NULL::json AS meta
   FROM claimed c JOIN events e ON e.id = c.event_id
 UNION ALL
 SELECT 'dead', b.id, b.tenant_id, b.event_id, b.webhook_id, b.attempts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM buried b
 UNION ALL
 SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       json_build_object(
+       NULL, NULL, json_build_object(
          'head', (SELECT count(*) FROM head),
          'picked', (SELECT count(*) FROM picked),
          'locked', (SELECT count(*) FROM picked p JOIN tenants t ON t.tenant_id = p.tenant_id),

@@ -10,7 +10,11 @@
 import type { Queryable } from '../db/pool.js';
 import { SEALED_HEADER_BYTES, SEALED_MAGIC } from '../security/secret-box.js';
 
-export const SEALED_WEBHOOK_COLUMNS = ['secret_ciphertext', 'previous_secret_ciphertext'] as const;
+export const SEALED_WEBHOOK_COLUMNS = [
+  'secret_ciphertext',
+  'previous_secret_ciphertext',
+  'client_key_ciphertext',
+] as const;
 export type SealedWebhookColumn = (typeof SEALED_WEBHOOK_COLUMNS)[number];
 
 /** Every sealed value as one column `v`: the webhooks' sealed columns and the start-up check row. */

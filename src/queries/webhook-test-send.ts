@@ -9,6 +9,9 @@ export interface TestSendTarget {
   secretCiphertext: Buffer;
   /** The pre-rotation secret while its overlap lasts (database clock), as the claim reads it. */
   previousSecretCiphertext: Buffer | null;
+  /** The mTLS client certificate and its sealed key, or both null. */
+  clientCertPem: string | null;
+  clientKeyCiphertext: Buffer | null;
 }
 
 /** A webhook that is not deleted, of `tenantId` unless undefined (the admin key). */
@@ -21,7 +24,8 @@ export async function getTestSendTarget(
     `SELECT id, tenant_id AS "tenantId", url, timeout_ms AS "timeoutMs",
             secret_ciphertext AS "secretCiphertext",
             CASE WHEN previous_secret_expires_at > now() THEN previous_secret_ciphertext END
-              AS "previousSecretCiphertext"
+              AS "previousSecretCiphertext",
+            client_cert_pem AS "clientCertPem", client_key_ciphertext AS "clientKeyCiphertext"
        FROM webhooks
       WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR tenant_id = $2)`,
     [id, tenantId ?? null],

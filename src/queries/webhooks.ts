@@ -2,6 +2,7 @@
  * SQL for webhooks. Every read filters `deleted_at IS NULL`: a deleted webhook is gone from the API.
  * `tenantId` undefined means the admin key (every tenant); otherwise rows of other tenants do not exist.
  * The sealed secret columns are never read here: only the claim reads them, to sign (src/queries/claim.ts).
+ * Of the client certificate the reads return the certificate (public), never its sealed key.
  */
 import type { Queryable } from '../db/pool.js';
 import type { RetryPolicy } from '../../db/schema.js';
@@ -22,8 +23,16 @@ export interface WebhookRow {
   /** The payload filter as written (docs/filters.md), or null. */
   filter: unknown;
   ordering: WebhookOrdering;
+  /** The mTLS client certificate (PEM), or null. Its key is not read here. */
+  clientCertPem: string | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A client certificate as stored: the PEM and its private key sealed (SecretBox). */
+export interface StoredClientCertificate {
+  pem: string;
+  keyCiphertext: Buffer;
 }
 
 /** none: deliveries in parallel; fifo: one at a time in event order (src/queries/claim.ts). */
@@ -38,8 +47,8 @@ export interface StoredFilter {
 const COLUMNS = `id, tenant_id AS "tenantId", url, event_types AS "eventTypes", description,
   retry_policy AS "retryPolicy", timeout_ms AS "timeoutMs", max_concurrency AS "maxConcurrency",
   floor(least(concurrency_limit, max_concurrency))::int AS "concurrencyLimit",
-  enabled, disabled_reason AS "disabledReason", filter, ordering, created_at AS "createdAt",
-  updated_at AS "updatedAt"`;
+  enabled, disabled_reason AS "disabledReason", filter, ordering, client_cert_pem AS "clientCertPem",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface NewWebhook {
   id: string;
@@ -53,14 +62,16 @@ export interface NewWebhook {
   maxConcurrency: number;
   filter: StoredFilter;
   ordering: WebhookOrdering;
+  clientCertificate: StoredClientCertificate | null;
 }
 
 /** Inserts a webhook. An unknown tenant fails on the foreign key (23503), which callers map to 404. */
 export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<WebhookRow> {
   const { rows } = await db.query<WebhookRow>(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, description, retry_policy,
-                           timeout_ms, max_concurrency, filter, filter_path, ordering)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                           timeout_ms, max_concurrency, filter, filter_path, ordering, client_cert_pem,
+                           client_key_ciphertext)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
      RETURNING ${COLUMNS}`,
     [
       w.id,
@@ -75,6 +86,8 @@ export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<Webho
       w.filter.filter === null ? null : JSON.stringify(w.filter.filter),
       w.filter.filterPath,
       w.ordering,
+      w.clientCertificate?.pem ?? null,
+      w.clientCertificate?.keyCiphertext ?? null,
     ],
   );
   return rows[0]!;
@@ -143,6 +156,8 @@ export interface WebhookUpdate {
   /** undefined: keep the stored filter. */
   filter: StoredFilter | undefined;
   ordering: WebhookOrdering;
+  /** undefined: keep the stored one; null: remove it. */
+  clientCertificate: StoredClientCertificate | null | undefined;
 }
 
 export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate): Promise<WebhookRow> {
@@ -152,7 +167,9 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
             max_concurrency = $7, enabled = $8, disabled_reason = $9, updated_at = now(),
             filter = CASE WHEN $10 THEN $11::jsonb ELSE filter END,
             filter_path = CASE WHEN $10 THEN $12::jsonpath ELSE filter_path END,
-            ordering = $13
+            ordering = $13,
+            client_cert_pem = CASE WHEN $14 THEN $15 ELSE client_cert_pem END,
+            client_key_ciphertext = CASE WHEN $14 THEN $16::bytea ELSE client_key_ciphertext END
       WHERE id = $1
       RETURNING ${COLUMNS}`,
     [
@@ -169,6 +186,9 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
       u.filter?.filter == null ? null : JSON.stringify(u.filter.filter),
       u.filter?.filterPath ?? null,
       u.ordering,
+      u.clientCertificate !== undefined,
+      u.clientCertificate?.pem ?? null,
+      u.clientCertificate?.keyCiphertext ?? null,
     ],
   );
   return rows[0]!;

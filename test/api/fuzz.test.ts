@@ -106,6 +106,7 @@ const field = fc.constantFrom(
   'quotas',
   'description',
   'filter',
+  'client_certificate',
   'ordering',
 );
 const value = fc.letrec((tie) => ({

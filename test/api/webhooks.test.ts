@@ -98,6 +98,7 @@ describe('POST /webhooks', () => {
       disabled_reason: null,
       filter: null,
       ordering: 'none',
+      client_certificate: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });

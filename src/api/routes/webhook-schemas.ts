@@ -8,6 +8,11 @@ import { isEventTypePattern } from '../../ingest/event-types.js';
 import { webhookSecretProblem } from '../../security/webhook-secrets.js';
 import { RETRY_POLICY_LIMITS, type RetryPolicy } from '../../delivery/retry-policy.js';
 import { parseFilter } from '../../ingest/payload-filter.js';
+import {
+  CLIENT_PEM_MAX_LENGTH,
+  clientCertificateProblems,
+  type ClientCertificateInput,
+} from '../../security/client-cert.js';
 import type { StoredFilter } from '../../queries/webhooks.js';
 
 const wholeNumber = (min: number, max: number) =>
@@ -90,6 +95,44 @@ export function webhookFilter(filter: unknown): StoredFilter {
   return { filter, filterPath: parsed.compiled };
 }
 
+const Pem = v.pipe(
+  v.string('must be a string'),
+  v.maxLength(CLIENT_PEM_MAX_LENGTH, `must be at most ${CLIENT_PEM_MAX_LENGTH} characters`),
+  NoNul,
+);
+
+/** Checked by the route (webhookClientCertificate), which names each problem without echoing it. */
+const ClientCertificate = v.pipe(
+  v.nullable(
+    v.strictObject(
+      {
+        cert: v.pipe(Pem, v.description('the client certificate as PEM, optionally followed by its chain')),
+        key: v.pipe(
+          Pem,
+          v.description(
+            'its private key as unencrypted PEM; stored sealed, never returned, logged or audited',
+          ),
+        ),
+      },
+      'must be an object with cert and key',
+    ),
+  ),
+  v.description(
+    'mTLS: a client certificate the sender presents to the receiver (https URLs only); null removes it. ' +
+      'Answers show only its subject, issuer, fingerprint and expiry.',
+  ),
+);
+
+/** A request's client certificate, checked; null clears it. Problems are a 400 naming each field. */
+export function webhookClientCertificate(input: ClientCertificateInput | null, url: string) {
+  if (input === null) return null;
+  const problems = clientCertificateProblems(input);
+  if (!url.toLowerCase().startsWith('https:'))
+    problems.unshift({ path: 'client_certificate.cert', message: 'needs an https url' });
+  if (problems.length > 0) throw AppError.validation('client_certificate is not valid', problems);
+  return input;
+}
+
 const Ordering = v.pipe(
   v.picklist(['none', 'fifo'], 'must be "none" or "fifo"'),
   v.description(
@@ -111,6 +154,7 @@ export const CreateWebhook = v.strictObject({
   max_concurrency: v.optional(MaxConcurrency),
   filter: v.optional(Filter),
   ordering: v.optional(Ordering),
+  client_certificate: v.optional(ClientCertificate),
   tenant_id: v.optional(Uuid),
 });
 
@@ -123,6 +167,7 @@ export const UpdateWebhook = v.strictObject({
   max_concurrency: v.optional(MaxConcurrency),
   filter: v.optional(Filter),
   ordering: v.optional(Ordering),
+  client_certificate: v.optional(ClientCertificate),
   enabled: v.optional(v.boolean('must be true or false')),
 });
 

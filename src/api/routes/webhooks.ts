@@ -15,6 +15,7 @@ import {
   RotateSecret,
   UpdateWebhook,
   mergeRetryPolicy,
+  webhookClientCertificate,
   webhookFilter,
 } from './webhook-schemas.js';
 import { AppError } from '../../errors.js';
@@ -25,6 +26,8 @@ import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
 import { WEBHOOK_DEFAULTS } from '../../../db/schema.js';
 import { generateWebhookSecret } from '../../security/webhook-secrets.js';
+import { describeClientCertificate, type ClientCertificateInput } from '../../security/client-cert.js';
+import type { SecretBox } from '../../security/secret-box.js';
 import { insertAudit, REDACTED, type AuditEntry } from '../../queries/audit.js';
 import { notifyDeliveriesDue } from '../../queries/notify.js';
 import {
@@ -57,9 +60,15 @@ export function webhookJson(row: WebhookRow): WebhookJson {
     disabled_reason: row.disabledReason,
     filter: row.filter ?? null,
     ordering: row.ordering,
+    client_certificate: row.clientCertPem ? describeClientCertificate(row.clientCertPem) : null,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
+}
+
+/** A checked client certificate as stored: its key sealed like the secrets. */
+function sealClientCertificate(box: SecretBox, input: ClientCertificateInput | null) {
+  return input === null ? null : { pem: input.cert, keyCiphertext: box.encrypt(input.key) };
 }
 
 /** The admin key naming a tenant that does not exist fails on the foreign key: that is a 404. */
@@ -102,6 +111,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
     const tenantId = tenantScope(req, input.tenant_id);
     const filter = webhookFilter(input.filter ?? null);
     await validateWebhookUrl(input.url, ctx.config);
+    const clientCertificate = webhookClientCertificate(input.client_certificate ?? null, input.url);
     const secret = input.secret ?? generateWebhookSecret();
     const row = await withTransaction(ctx.pool, async (tx) => {
       const webhook = await insertWebhook(tx, {
@@ -116,6 +126,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         maxConcurrency: input.max_concurrency ?? WEBHOOK_DEFAULTS.maxConcurrency,
         filter,
         ordering: input.ordering ?? 'none',
+        clientCertificate: sealClientCertificate(ctx.secretBox, clientCertificate),
       });
       const { id: _id, tenant_id: _t, created_at: _c, updated_at: _u, ...fields } = webhookJson(webhook);
       await insertAudit(tx, audit(req, 'webhook.create', webhook, fields));
@@ -151,9 +162,19 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
     const row = await withTransaction(ctx.pool, async (tx) => {
       const current = await lockWebhook(tx, id, readScope(req));
       if (!current) throw AppError.notFound('webhook');
+      const url = input.url ?? current.url;
+      // A new certificate is checked against the URL it will be used with; a kept one too, when the URL changes.
+      const clientCertificate =
+        input.client_certificate !== undefined
+          ? sealClientCertificate(ctx.secretBox, webhookClientCertificate(input.client_certificate, url))
+          : undefined;
+      if (input.client_certificate === undefined && current.clientCertPem && !/^https:/i.test(url))
+        throw AppError.validation('client_certificate needs an https url', [
+          { path: 'url', message: 'must be https while the webhook has a client_certificate' },
+        ]);
       const enabled = input.enabled ?? current.enabled;
       const updated = await updateWebhook(tx, id, {
-        url: input.url ?? current.url,
+        url,
         eventTypes: input.event_types ?? current.eventTypes,
         description: input.description !== undefined ? input.description : current.description,
         retryPolicy: mergeRetryPolicy(current.retryPolicy, input.retry_policy),
@@ -161,6 +182,7 @@ export function webhooksRouter(ctx: ApiContext, guard: RequestHandler[]): Router
         maxConcurrency: input.max_concurrency ?? current.maxConcurrency,
         filter,
         ordering: input.ordering ?? current.ordering,
+        clientCertificate,
         enabled,
         // Keep an earlier reason (e.g. an automatic disable) when disabling again.
         disabledReason: enabled ? null : (current.disabledReason ?? `disabled by ${by}`),
