@@ -1,7 +1,8 @@
 /**
  * End-to-end benchmark: a real Postbox process (API + workers), a real receiver on 127.0.0.1, and
  * autocannon POSTing single events for a fixed time. Prints events/s ingested, deliveries/s completed,
- * and p50/p95/p99 of ingest latency and of delivery lag (event received to receiver answered).
+ * and p50/p95/p99 of ingest latency and of delivery lag (event received to receiver answered), and the
+ * CPU seconds Postbox and PostgreSQL used per delivery (Linux, embedded database only for PostgreSQL).
  *
  *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
@@ -15,7 +16,7 @@
  * Loopback only, bounded in time, stops by itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { projectRoot } from '../src/paths.js';
+import { cpuMeter } from './proc-cpu.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const DURATION_S = env('BENCH_DURATION', 20);
@@ -119,6 +121,12 @@ async function startPostbox(databaseUrl: string, port: number): Promise<ChildPro
   }
 }
 
+/** The embedded server's postmaster, from its pid file (first line); undefined for BENCH_DATABASE_URL. */
+function postmasterPid(pgDir: string | undefined): number | undefined {
+  if (!pgDir) return undefined;
+  return Number(readFileSync(join(pgDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
 async function api<T>(base: string, key: string, path: string, body: unknown): Promise<T> {
   const res = await fetch(base + path, {
     method: 'POST',
@@ -134,6 +142,29 @@ async function machine() {
   return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version };
 }
 
+/** The processes whose CPU is measured: Postbox, and the embedded PostgreSQL's postmaster (with its backends). */
+interface Measured {
+  postbox: number | undefined;
+  postgres: number | undefined;
+}
+
+/** CPU seconds used since `meter` started, and per delivery in milliseconds. */
+function cpuReport(meter: ReturnType<typeof cpuMeter>, deliveries: number) {
+  const used = meter.read();
+  const perDelivery = (s: number | undefined) =>
+    s === undefined || deliveries === 0 ? null : Math.round((s * 1000 * 1000) / deliveries) / 1000;
+  const total =
+    used.postbox === undefined || used.postgres === undefined ? undefined : used.postbox + used.postgres;
+  return {
+    seconds: { postbox: used.postbox ?? null, postgres: used.postgres ?? null },
+    ms_per_delivery: {
+      postbox: perDelivery(used.postbox),
+      postgres: perDelivery(used.postgres),
+      total: perDelivery(total),
+    },
+  };
+}
+
 function settings() {
   return {
     duration_s: DURATION_S,
@@ -141,12 +172,19 @@ function settings() {
     webhooks: WEBHOOKS,
     rate: RATE || 'max',
     preload: PRELOAD,
+    ordering: ORDERING,
   };
 }
 
 /** Queues PRELOAD events with /events/batch (1000 a call), then waits until every delivery arrived. */
-async function preloadAndDrain(base: string, key: string, receiver: ReturnType<typeof startReceiver>) {
+async function preloadAndDrain(
+  base: string,
+  key: string,
+  receiver: ReturnType<typeof startReceiver>,
+  measured: Measured,
+) {
   const started = Date.now();
+  const meter = cpuMeter({ ...measured });
   const expected = receiver.delivered + PRELOAD * WEBHOOKS;
   const lagsFrom = receiver.lagsMs.length;
   for (let sent = 0; sent < PRELOAD; sent += 1000) {
@@ -166,6 +204,7 @@ async function preloadAndDrain(base: string, key: string, receiver: ReturnType<t
     drain_seconds: Math.round(seconds * 100) / 100,
     deliveries_per_sec: Math.round(delivered / seconds),
     delivery_lag_ms: summary(receiver.lagsMs.slice(lagsFrom)),
+    cpu: cpuReport(meter, delivered),
   };
 }
 
@@ -206,7 +245,8 @@ async function main(): Promise<void> {
       });
     }
 
-    const preload = PRELOAD > 0 ? await preloadAndDrain(base, tenant.api_key, receiver) : undefined;
+    const measured: Measured = { postbox: postbox.pid, postgres: postmasterPid(pgDir) };
+    const preload = PRELOAD > 0 ? await preloadAndDrain(base, tenant.api_key, receiver, measured) : undefined;
     if (DURATION_S <= 0) {
       console.log(JSON.stringify({ machine: await machine(), settings: settings(), preload }, null, 2));
       return;
@@ -217,6 +257,7 @@ async function main(): Promise<void> {
     let accepted = 0;
     let rejected = 0;
     const started = Date.now();
+    const meter = cpuMeter({ ...measured });
     let done!: (err: unknown) => void;
     const finished = new Promise<void>((resolve, reject) => {
       done = (err) => (err ? reject(err) : resolve());
@@ -267,6 +308,8 @@ async function main(): Promise<void> {
       deliveries_per_sec: Math.round(delivered / deliverySeconds),
       ingest_latency_ms: summary(ingestLatencies),
       delivery_lag_ms: summary(receiver.lagsMs.slice(before.lags)),
+      // Ingest and delivery together, over the timed run and its drain.
+      cpu: cpuReport(meter, delivered),
     };
     console.log(JSON.stringify(result, null, 2));
     if (receiver.delivered < expected) process.exitCode = 1;

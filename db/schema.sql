@@ -224,9 +224,14 @@ BEGIN
   END IF;
   event_id := postbox.uuidv7();
   INSERT INTO events (id, tenant_id, type, payload, occurred_at) VALUES (event_id, p_tenant, p_type, p_payload, now());
-  -- As postbox.ingest does: a webhook's payload filter applies, and a fifo webhook's order is kept.
+  -- As postbox.ingest does: a webhook's payload filter applies, and a fifo webhook's order is kept
+  -- (its delivery waits at 'infinity' behind the head of its queue).
   INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, next_attempt_at, fifo_seq)
-  SELECT postbox.uuidv7(), p_tenant, event_id, w.id, now(),
+  SELECT postbox.uuidv7(), p_tenant, event_id, w.id,
+         CASE WHEN w.ordering = 'fifo'
+                   AND EXISTS (SELECT 1 FROM deliveries x WHERE x.webhook_id = w.id AND x.fifo_seq IS NOT NULL
+                                                         AND x.status IN ('pending', 'in_flight'))
+              THEN 'infinity'::timestamptz ELSE now() END,
          CASE WHEN w.ordering = 'fifo' THEN nextval('deliveries_fifo_seq') END
     FROM webhooks w
    WHERE w.tenant_id = p_tenant AND w.event_types && patterns
@@ -305,20 +310,37 @@ BEGIN
     RETURNING id
   ),
   candidates AS MATERIALIZED (
-    SELECT w.id, w.tenant_id, w.event_types, w.filter_path, w.ordering
+    SELECT w.id, w.tenant_id, w.event_types, w.filter_path, w.ordering,
+           -- A FIFO queue with nothing unfinished (deliveries_fifo_head_idx): this input's first row
+           -- for it is its head, due now.
+           CASE WHEN w.ordering = 'fifo'
+                THEN NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.webhook_id = w.id AND x.fifo_seq IS NOT NULL
+                                                             AND x.status IN ('pending', 'in_flight'))
+                ELSE false END AS fifo_idle
       FROM webhooks w
      WHERE w.event_types && (SELECT array_agg(DISTINCT p) FROM input_rows, unnest(input_rows.patterns) AS p)
        AND w.tenant_id = ANY (SELECT DISTINCT r.tenant_id FROM input_rows r)
        AND w.deleted_at IS NULL AND w.enabled
   ),
+  fifo_firsts AS MATERIALIZED (
+    SELECT c.id AS webhook_id, min(r.ord) AS ord
+      FROM candidates c
+      JOIN input_rows r ON c.tenant_id = r.tenant_id AND c.event_types && r.patterns
+       AND (c.filter_path IS NULL OR r.payload @@ c.filter_path)
+     WHERE c.fifo_idle
+     GROUP BY c.id
+  ),
   queued AS (
     INSERT INTO deliveries (id, tenant_id, event_id, webhook_id, next_attempt_at, fifo_seq)
-    SELECT postbox.uuidv7(), r.tenant_id, r.id, c.id, now(),
+    -- A FIFO delivery behind its queue's head waits at 'infinity' (src/queries/claim.ts).
+    SELECT postbox.uuidv7(), r.tenant_id, r.id, c.id,
+           CASE WHEN c.ordering <> 'fifo' OR f.ord IS NOT NULL THEN now() ELSE 'infinity'::timestamptz END,
            CASE WHEN c.ordering = 'fifo' THEN nextval('deliveries_fifo_seq') END
       FROM inserted e
       JOIN input_rows r ON r.id = e.id
       JOIN candidates c ON c.tenant_id = r.tenant_id AND c.event_types && r.patterns
        AND (c.filter_path IS NULL OR r.payload @@ c.filter_path)
+      LEFT JOIN fifo_firsts f ON f.webhook_id = c.id AND f.ord = r.ord
      -- Sorted before nextval runs: a FIFO webhook's queue follows the order of events in the input.
      ORDER BY r.ord
     RETURNING id, event_id
@@ -546,7 +568,7 @@ COMMENT ON COLUMN public.deliveries.status IS 'pending, in_flight, succeeded, fa
 
 COMMENT ON COLUMN public.deliveries.attempts IS 'Attempts made so far in this delivery cycle (reset by replay and DLQ retry).';
 
-COMMENT ON COLUMN public.deliveries.next_attempt_at IS 'When a pending delivery becomes due.';
+COMMENT ON COLUMN public.deliveries.next_attempt_at IS 'When a pending delivery becomes due. ''infinity'': parked (its webhook is disabled) or, with fifo_seq set, waiting to be its FIFO queue''s head (due as soon as it is).';
 
 COMMENT ON COLUMN public.deliveries.lease_owner IS 'Worker that holds the claim while in_flight.';
 
@@ -564,7 +586,7 @@ COMMENT ON COLUMN public.deliveries.updated_at IS 'When the row last changed sta
 
 COMMENT ON COLUMN public.deliveries.completed_at IS 'When it reached succeeded, failed or cancelled.';
 
-COMMENT ON COLUMN public.deliveries.fifo_seq IS 'Position in its FIFO webhook''s queue (from deliveries_fifo_seq); NULL for webhooks with ordering none.';
+COMMENT ON COLUMN public.deliveries.fifo_seq IS 'Position in its FIFO webhook''s queue (from deliveries_fifo_seq); NULL for webhooks with ordering none. Only the lowest unfinished position (the head) is claimed.';
 
 COMMENT ON COLUMN public.deliveries.cycle_started_at IS 'When this delivery cycle began: queued at ingest, or queued again by a replay, DLQ retry or recovery. The webhook''s retry_policy.max_age_seconds counts from here (rows queued before this column existed count from the migration).';
 

@@ -211,7 +211,9 @@ export const DeadLetterSchema = v.strictObject({
   dead_at: Time,
   fifo_order_broken: v.pipe(
     v.boolean(),
-    v.description('true when the webhook is FIFO: the deliveries queued after this one were sent past it'),
+    v.description(
+      'true when it died in a FIFO queue: the deliveries queued after it to this webhook go (or went) out without it; POST /dlq/{delivery_id}/retry puts it back ahead of those still queued',
+    ),
   ),
 });
 export type DeadLetterJson = v.InferOutput<typeof DeadLetterSchema>;

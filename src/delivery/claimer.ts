@@ -10,7 +10,9 @@
  * Limits (webhooks.max_concurrency, the tenant's max_concurrent_deliveries, the circuit breaker) are
  * enforced inside claimDue, from the database, so they hold across processes. A claim that leaves due
  * rows behind because of them says so (heldBack): the next release of slots here claims again, and the
- * poll covers slots freed by other processes. A claim that met another process's claim of the same
+ * poll covers slots freed by other processes. A FIFO webhook's next delivery is held back the same way
+ * until its head's result is written: that write claims again (fifoHeads), so a FIFO webhook is not
+ * paced by the poll. A claim that met another process's claim of the same
  * tenant (contended) tries again shortly; a skip scan stopped at its cap resumes at once.
  */
 import type pg from 'pg';
@@ -67,6 +69,10 @@ export class Claimer {
   private heldBack = false;
   /** Where the next claim's skip scan over webhooks resumes. */
   private scanFrom: string | null = null;
+  /** Where the next claim's scan over FIFO queues resumes. */
+  private fifoScanFrom: string | null = null;
+  /** Claimed FIFO heads with deliveries queued behind them, until their results are written. */
+  private readonly fifoHeads = new Set<string>();
 
   constructor(private readonly o: ClaimerOptions) {
     this.smallClaim = Math.max(1, Math.min(o.batchSize, Math.floor(o.concurrency / 4)));
@@ -88,9 +94,13 @@ export class Claimer {
     this.schedule();
   }
 
-  /** Slots were freed (results written): rows the limits held back may be claimable now. */
-  released(): void {
+  /**
+   * Slots were freed (results written): rows the limits held back may be claimable now, and so is the
+   * next delivery of a FIFO webhook whose head was among `written`.
+   */
+  released(written: readonly { deliveryId: string }[] = []): void {
     if (this.heldBack) this.wanted = true;
+    for (const { deliveryId } of written) if (this.fifoHeads.delete(deliveryId)) this.wanted = true;
     this.schedule();
   }
 
@@ -163,6 +173,7 @@ export class Claimer {
         leaseSeconds: this.o.leaseSeconds,
         defaultMaxAttempts: DEFAULT_RETRY_POLICY.max_attempts,
         scanFrom: this.scanFrom,
+        fifoScanFrom: this.fifoScanFrom,
       });
     } catch (err) {
       // The next poll tries again; no tight loop against a database that is down.
@@ -173,11 +184,16 @@ export class Claimer {
     this.o.onClaim?.(rows.length, Date.now() - this.lastClaimAt);
     if (dead.length > 0) this.o.onDeadLettered?.(dead);
     this.scanFrom = result.scanNext;
+    this.fifoScanFrom = result.fifoScanNext;
     this.heldBack = result.heldBack;
     // A full batch (dead-lettered rescues took room too), or webhooks left unscanned: probably more.
-    if (rows.length + dead.length >= limit || result.scanNext !== null) this.wanted = true;
+    if (rows.length + dead.length >= limit || result.scanNext !== null || result.fifoScanNext !== null)
+      this.wanted = true;
     else if (result.contended > 0) this.retrySoon();
-    for (const row of rows) this.dispatch(row);
+    for (const row of rows) {
+      if (row.fifoNext) this.fifoHeads.add(row.id);
+      this.dispatch(row);
+    }
   }
 
   /** Another process was claiming for the same tenant: its claim ends within milliseconds. */

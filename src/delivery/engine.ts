@@ -109,7 +109,7 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     onFlushed: (results, summary) => {
       hooks.onRecorded?.(results, summary);
       reportHealth(logger, summary, hooks);
-      claimer.released(); // their slots are free now, here and in the database's counts
+      claimer.released(results); // their slots are free now, here and in the database's counts
     },
   });
 

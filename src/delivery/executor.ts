@@ -30,7 +30,7 @@ export function createExecutor({ sender, recorder, logger, hooks }: ExecutorDeps
     // It says nothing about the receiver: the breaker leaves it out.
     if (sent.aborted)
       result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
-    recorder.add(result);
+    recorder.add(result, delivery.fifoNext);
     hooks.onAttempt?.(delivery, result);
     // One line per attempt; never the payload, the URL's secrets or the signing secret.
     logger.info('delivery attempt', {

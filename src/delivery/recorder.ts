@@ -44,6 +44,8 @@ export class Recorder {
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private flushingCount = 0;
+  /** A waiting result holds up a FIFO queue: write without waiting for flushIntervalMs. */
+  private urgent = false;
 
   constructor(private readonly o: RecorderOptions) {}
 
@@ -52,10 +54,16 @@ export class Recorder {
     return this.waiting.length + this.flushingCount;
   }
 
-  add(result: AttemptResult): void {
+  /**
+   * `urgent`: the result of a FIFO head with deliveries behind it. Nothing of that webhook can be sent
+   * until it is written, so it is written at once instead of after flushIntervalMs (batching buys
+   * nothing there: one head per queue is in flight).
+   */
+  add(result: AttemptResult, urgent = false): void {
     this.waiting.push(result);
+    this.urgent ||= urgent;
     if (this.flushing) return; // the running flush picks these up when it ends
-    if (this.waiting.length >= this.o.maxBatch) this.startFlush();
+    if (this.waiting.length >= this.o.maxBatch || this.urgent) this.startFlush();
     else this.timer ??= setTimeout(() => this.startFlush(), this.o.flushIntervalMs);
   }
 
@@ -85,13 +93,14 @@ export class Recorder {
     this.timer = undefined;
     if (this.flushing || this.waiting.length === 0) return;
     const batch = this.waiting.splice(0, this.o.maxBatch);
+    this.urgent = false;
     this.flushingCount = batch.length;
     this.flushing = this.write(batch).finally(() => {
       this.flushing = undefined;
       this.flushingCount = 0;
       if (this.waiting.length === 0) return;
       if (this.failures > 0) this.timer ??= setTimeout(() => this.startFlush(), this.retryDelay());
-      else if (this.waiting.length >= this.o.maxBatch) this.startFlush();
+      else if (this.waiting.length >= this.o.maxBatch || this.urgent) this.startFlush();
       else this.timer ??= setTimeout(() => this.startFlush(), this.o.flushIntervalMs);
     });
   }

@@ -49,6 +49,7 @@ export async function sendTestEvent(
     cycleStartedAt: now,
     clientCertPem: target.clientCertPem,
     clientKeyCiphertext: target.clientKeyCiphertext,
+    fifoNext: false,
   };
   // Agents of its own, closed right after: a rare call keeps no sockets and shares no pool limits
   // with the workers' deliveries.

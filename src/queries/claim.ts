@@ -33,6 +33,11 @@ export interface ClaimedDelivery {
   /** The webhook's mTLS client certificate (PEM) and its sealed private key, or both null. */
   clientCertPem: string | null;
   clientKeyCiphertext: Buffer | null;
+  /**
+   * A FIFO webhook's head with deliveries queued behind it: the next one becomes claimable when this
+   * one's result is written, so the claimer claims again then instead of waiting for the poll.
+   */
+  fifoNext: boolean;
 }
 
 export interface ClaimOptions {
@@ -46,6 +51,8 @@ export interface ClaimOptions {
   defaultMaxAttempts: number;
   /** Where the skip scan over webhooks resumes: ClaimResult.scanNext of the previous claim. */
   scanFrom?: string | null;
+  /** Where the scan over FIFO queues resumes: ClaimResult.fifoScanNext of the previous claim. */
+  fifoScanFrom?: string | null;
 }
 
 /** A rescued delivery whose lost attempts used up its policy: dead-lettered by the claim, not sent. */
@@ -66,12 +73,17 @@ export interface ClaimResult {
   contended: number;
   /** The skip scan stopped at its cap here; pass it as the next claim's scanFrom. */
   scanNext: string | null;
+  /** The scan over FIFO queues stopped at its cap here; pass it as the next claim's fifoScanFrom. */
+  fifoScanNext: string | null;
 }
 
 /** The error recorded for an attempt whose worker vanished before it finished. */
 export const LOST_ATTEMPT_ERROR = 'no result: the worker was lost during the attempt (its lease expired)';
 
-/** Webhooks the skip scan visits per claim at most (about 10 µs each); the next claim resumes after them. */
+/**
+ * Webhooks the skip scan visits per claim at most (about 10 µs each), and FIFO queues the FIFO scan
+ * visits; the next claim resumes after them.
+ */
 export const SKIP_SCAN_MAX = 1000;
 
 /** Due rows read in order per claim before looking behind them: the common case needs nothing more. */
@@ -88,28 +100,34 @@ const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed'
             WHEN w.breaker_open_until <= now() THEN 1 ELSE 0 END
        - (SELECT count(*) FROM deliveries f
            WHERE f.status = 'in_flight' AND f.tenant_id = w.tenant_id AND f.webhook_id = w.id)`;
-// A FIFO webhook's rows (fifo_seq set) are claimable only at the head of its queue: the lowest
-// fifo_seq among its unfinished rows (deliveries_fifo_head_idx). A head in flight, or pending but not
-// yet due (backing off), holds every row behind it; a head that succeeds, fails into the DLQ or is
-// cancelled releases the next. Claims of one tenant are serialised (step 4), so the head this snapshot
-// sees is not being claimed by another statement.
-const FIFO_HEAD = `(d.fifo_seq IS NULL OR d.fifo_seq = (
-         SELECT min(x.fifo_seq) FROM deliveries x
-          WHERE x.webhook_id = d.webhook_id AND x.fifo_seq IS NOT NULL AND x.status IN ('pending', 'in_flight')))`;
+// A FIFO queue's unfinished rows (fifo_seq set, pending or in flight): deliveries_fifo_head_idx.
+const FIFO_UNFINISHED = `d.fifo_seq IS NOT NULL AND d.status IN ('pending', 'in_flight')`;
 const TENANT_FREE = `q.max_concurrent_deliveries
        - (SELECT count(*) FROM deliveries f WHERE f.status = 'in_flight' AND f.tenant_id = q.tenant_id)`;
 
 /**
  * One statement, in five steps.
  *
+ * FIFO rows (fifo_seq set) are claimed only as the head of their queue: the lowest fifo_seq among its
+ * unfinished rows. The rows behind a head wait at next_attempt_at = 'infinity' (ingest puts them there),
+ * so they sort last in deliveries_due_idx and a FIFO backlog costs the other steps nothing; step 2 finds
+ * each queue's head with one descent of deliveries_fifo_head_idx instead, and takes it when it is due
+ * or still waiting (the recorder makes the next head due when one finishes, but the claim does not rely
+ * on it). A head in flight, or pending but backing off, holds its queue; one that succeeds, goes to
+ * the DLQ or is cancelled lets the next row be the head. Claims of one tenant are serialised (step 4),
+ * so the head this snapshot sees is not being claimed by another statement.
+ *
  * 1. Rescue (unchanged by the limits): in_flight rows whose lease ran out (deliveries_lease_idx: their
  *    worker died) are owed another attempt; their lost attempt is recorded, and one whose lost attempts
  *    used up max_attempts goes to failed + DLQ here instead of being sent again (a poison delivery that
  *    kills every worker ends in the DLQ). A rescue keeps the row in flight, so it changes no count.
  *
- * 2. Head: the oldest `lookahead` due rows (deliveries_due_idx), each webhook's ranked by age and cut at
- *    its free slots, then each tenant's cut at its free slots. Free slots are limit minus in-flight rows,
- *    counted per webhook and tenant seen (deliveries_in_flight_idx). Usually this is every candidate.
+ * 2. Head: the oldest `lookahead` due rows without a FIFO position (deliveries_due_idx), plus each FIFO
+ *    queue's head if it is pending and due or waiting (a skip scan over deliveries_fifo_head_idx: one
+ *    descent per queue with unfinished rows, at most SKIP_SCAN_MAX per claim, resuming at
+ *    `fifoScanFrom`); each webhook's ranked by age and cut at its free slots, then each tenant's cut at
+ *    its free slots. Free slots are limit minus in-flight rows, counted per webhook and tenant seen
+ *    (deliveries_in_flight_idx). Usually this is every candidate.
  *
  * 3. Behind: only when the head was full and the limits left fewer than `limit` rows of it (a webhook
  *    with more due rows than slots: a slow endpoint with a backlog), a skip scan over
@@ -128,37 +146,23 @@ const TENANT_FREE = `q.max_concurrent_deliveries
  *    by another claim are skipped (reported as `contended`), never waited for.
  *
  * 5. Lock the picked rows `FOR UPDATE OF d SKIP LOCKED` (re-checked as still pending and due: a row
- *    parked or cancelled meanwhile drops out), flip them and the rescued rows to in_flight under this
- *    worker's lease with the attempt counted (an attempt that may have reached the receiver counts),
- *    and bump the tenants' claim_seq.
+ *    parked or cancelled meanwhile drops out; a FIFO head may be waiting at 'infinity'), flip them and
+ *    the rescued rows to in_flight under this worker's lease with the attempt counted (an attempt that
+ *    may have reached the receiver counts), and bump the tenants' claim_seq.
  *
- * Cost: steps 2 and 5 read about 2 * limit rows; step 3 runs only behind a saturated head and costs one
- * index descent per webhook with pending rows plus `limit` rows. Disabled webhooks' rows are parked at
+ * Cost: steps 2 and 5 read about 2 * limit rows, plus one index descent per FIFO queue with unfinished
+ * rows; step 3 runs only behind a saturated head and costs one index descent per webhook with pending
+ * rows plus `limit` rows. Disabled webhooks' rows are parked at
  * next_attempt_at = 'infinity' and never enter the head; rows of webhooks with an open breaker sit in
  * the head and are passed over like a saturated webhook's. Measurements: docs/design.md.
  */
 export async function claimDue(db: Queryable, o: ClaimOptions): Promise<ClaimResult> {
-  const { rows } = await db.query<ClaimedDelivery & { kind: 'claimed' | 'dead' | 'meta'; meta: ClaimMeta }>({
-    // Prepared per connection: planning this statement costs about as much as running it. Safe with a
-    // generic plan costed on an empty queue because no step's access path depends on statistics:
-    // tables are reached by = ANY(ARRAY(...)) on a key, LATERAL ... OFFSET 0, or partial indexes
-    // (a semi-join here once scanned the due index with the picked rows as inner loop: 0.3-1 s).
-    name: 'postbox_claim_due',
-    text: CLAIM_SQL,
-    values: [
-      o.workerId,
-      o.limit,
-      o.leaseSeconds,
-      o.defaultMaxAttempts,
-      LOST_ATTEMPT_ERROR,
-      lookaheadFor(o.limit),
-      o.scanFrom ?? null,
-      SKIP_SCAN_MAX,
-    ],
-  });
+  const { rows } = await db.query<ClaimedDelivery & { kind: 'claimed' | 'dead' | 'meta'; meta: ClaimMeta }>(
+    claimStatement(o),
+  );
   const deliveries: ClaimedDelivery[] = [];
   const deadLettered: DeadLettered[] = [];
-  let meta: ClaimMeta = { head: 0, picked: 0, locked: 0, scanNext: null };
+  let meta: ClaimMeta = { head: 0, picked: 0, locked: 0, scanNext: null, fifoScanNext: null };
   for (const { kind, meta: m, ...row } of rows) {
     if (kind === 'meta') meta = m;
     else if (kind === 'dead')
@@ -177,6 +181,30 @@ export async function claimDue(db: Queryable, o: ClaimOptions): Promise<ClaimRes
     heldBack: meta.head > meta.picked,
     contended: meta.picked - meta.locked,
     scanNext: meta.scanNext,
+    fifoScanNext: meta.fifoScanNext,
+  };
+}
+
+/** The claim statement and its parameters (exported for tests that EXPLAIN it). */
+export function claimStatement(o: ClaimOptions) {
+  return {
+    // Prepared per connection: planning this statement costs about as much as running it. Safe with a
+    // generic plan costed on an empty queue because no step's access path depends on statistics:
+    // tables are reached by = ANY(ARRAY(...)) on a key, LATERAL ... OFFSET 0, or partial indexes
+    // (a semi-join here once scanned the due index with the picked rows as inner loop: 0.3-1 s).
+    name: 'postbox_claim_due',
+    text: CLAIM_SQL,
+    values: [
+      o.workerId,
+      o.limit,
+      o.leaseSeconds,
+      o.defaultMaxAttempts,
+      LOST_ATTEMPT_ERROR,
+      lookaheadFor(o.limit),
+      o.scanFrom ?? null,
+      SKIP_SCAN_MAX,
+      o.fifoScanFrom ?? null,
+    ],
   };
 }
 
@@ -188,6 +216,7 @@ interface ClaimMeta {
   /** Picked rows whose tenant this claim locked. */
   locked: number;
   scanNext: string | null;
+  fifoScanNext: string | null;
 }
 
 const CLAIM_SQL = `
@@ -216,12 +245,39 @@ WITH RECURSIVE expired AS (
     RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.last_error
 ), dlq AS (
    ${deadLetterInsert('buried')}
-), head AS MATERIALIZED (
+), head_plain AS MATERIALIZED (
    SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
      FROM deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND ${FIFO_HEAD}
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.fifo_seq IS NULL
     ORDER BY d.next_attempt_at
     LIMIT $6
+), fifo_queues AS (
+   -- Skip scan: each step is one descent of deliveries_fifo_head_idx to the next FIFO queue, returning
+   -- its head's position.
+   (SELECT d.webhook_id, d.fifo_seq, 1 AS depth
+      FROM deliveries d
+     WHERE ${FIFO_UNFINISHED} AND ($9::uuid IS NULL OR d.webhook_id > $9::uuid)
+     ORDER BY d.webhook_id, d.fifo_seq
+     LIMIT 1)
+   UNION ALL
+   SELECT n.webhook_id, n.fifo_seq, q.depth + 1
+     FROM fifo_queues q
+     CROSS JOIN LATERAL (SELECT d.webhook_id, d.fifo_seq FROM deliveries d
+                          WHERE ${FIFO_UNFINISHED} AND d.webhook_id > q.webhook_id
+                          ORDER BY d.webhook_id, d.fifo_seq
+                          LIMIT 1) n
+    WHERE q.depth < $8
+), fifo_heads AS MATERIALIZED (
+   -- A head waiting at 'infinity' has been due since it was queued: it ranks by its age.
+   SELECT d.id, d.webhook_id, d.tenant_id,
+          CASE WHEN d.next_attempt_at = 'infinity' THEN d.created_at ELSE d.next_attempt_at END AS next_attempt_at
+     FROM fifo_queues q
+     CROSS JOIN LATERAL (SELECT * FROM deliveries d
+                          WHERE d.webhook_id = q.webhook_id AND d.fifo_seq = q.fifo_seq AND ${FIFO_UNFINISHED}
+                         OFFSET 0) d
+    WHERE d.status = 'pending' AND (d.next_attempt_at <= now() OR d.next_attempt_at = 'infinity')
+), head AS MATERIALIZED (
+   SELECT * FROM head_plain UNION ALL SELECT * FROM fifo_heads
 ), head_hooks AS MATERIALIZED (
    -- MATERIALIZED here and below: each count runs once per webhook or tenant, not once per row.
    SELECT w.id, ${WEBHOOK_FREE} AS free
@@ -249,7 +305,7 @@ WITH RECURSIVE expired AS (
    (SELECT d.webhook_id, d.next_attempt_at, 1 AS depth
       FROM deliveries d
      WHERE d.status = 'pending' AND ($7::uuid IS NULL OR d.webhook_id > $7::uuid)
-       AND (SELECT count(*) FROM head) >= $6 AND (SELECT count(*) FROM head_ok) < $2
+       AND (SELECT count(*) FROM head_plain) >= $6 AND (SELECT count(*) FROM head_ok) < $2
      ORDER BY d.webhook_id, d.next_attempt_at
      LIMIT 1)
    UNION ALL
@@ -277,7 +333,7 @@ WITH RECURSIVE expired AS (
      CROSS JOIN LATERAL (
        SELECT d.id, d.next_attempt_at, row_number() OVER (ORDER BY d.next_attempt_at) AS n
          FROM deliveries d
-        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now() AND ${FIFO_HEAD}
+        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now() AND d.fifo_seq IS NULL
         ORDER BY d.next_attempt_at
         LIMIT least(bl.free, ceil($2::numeric / (SELECT count(*) FROM behind_live)))) x
 ), behind_tenants AS MATERIALIZED (
@@ -303,7 +359,7 @@ WITH RECURSIVE expired AS (
 ), due AS MATERIALIZED (
    SELECT d.id, d.tenant_id FROM deliveries d
     WHERE d.id = ANY (ARRAY(SELECT p.id FROM picked p JOIN tenants t ON t.tenant_id = p.tenant_id))
-      AND d.status = 'pending' AND d.next_attempt_at <= now()
+      AND d.status = 'pending' AND (d.next_attempt_at <= now() OR d.fifo_seq IS NOT NULL)
       FOR UPDATE OF d SKIP LOCKED
 ), claimed AS (
    UPDATE deliveries d
@@ -317,7 +373,7 @@ WITH RECURSIVE expired AS (
     WHERE w.id = d.webhook_id
       AND d.id = ANY (ARRAY(SELECT id FROM (SELECT id FROM expired WHERE NOT exhausted
                                             UNION ALL SELECT id FROM due) AS taken LIMIT $2))
-    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.cycle_started_at,
+    RETURNING d.id, d.tenant_id, d.event_id, d.webhook_id, d.attempts, d.cycle_started_at, d.fifo_seq,
               w.url, w.secret_ciphertext, w.timeout_ms, w.retry_policy, w.client_cert_pem,
               w.client_key_ciphertext,
               CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_ciphertext END
@@ -332,17 +388,24 @@ SELECT 'claimed' AS kind, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventI
        e.traceparent, c.url, c.secret_ciphertext AS "secretCiphertext",
        c.previous_secret_ciphertext AS "previousSecretCiphertext",
        c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy",
+       -- deliveries_fifo_head_idx: one probe per claimed FIFO head (this snapshot still sees it pending).
+       CASE WHEN c.fifo_seq IS NULL THEN false
+            ELSE EXISTS (SELECT 1 FROM deliveries x
+                          WHERE x.webhook_id = c.webhook_id AND x.fifo_seq > c.fifo_seq
+                            AND x.fifo_seq IS NOT NULL AND x.status IN ('pending', 'in_flight')) END
+         AS "fifoNext",
        c.cycle_started_at AS "cycleStartedAt", c.client_cert_pem AS "clientCertPem",
        c.client_key_ciphertext AS "clientKeyCiphertext", NULL::json AS meta
   FROM claimed c JOIN events e ON e.id = c.event_id
 UNION ALL
 SELECT 'dead', b.id, b.tenant_id, b.event_id, b.webhook_id, b.attempts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM buried b
 UNION ALL
 SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, json_build_object(
+       NULL, NULL, NULL, json_build_object(
          'head', (SELECT count(*) FROM head),
          'picked', (SELECT count(*) FROM picked),
          'locked', (SELECT count(*) FROM picked p JOIN tenants t ON t.tenant_id = p.tenant_id),
-         'scanNext', (SELECT webhook_id FROM behind_hooks WHERE depth = $8))`;
+         'scanNext', (SELECT webhook_id FROM behind_hooks WHERE depth = $8),
+         'fifoScanNext', (SELECT webhook_id FROM fifo_queues WHERE depth = $8))`;

@@ -66,7 +66,8 @@ export interface RecordSummary {
  * - per delivery: succeeded / back to pending with its own next_attempt_at / failed plus its DLQ row,
  *   only while the row is in_flight under this worker's lease for this very attempt. A retry of a
  *   disabled webhook is parked (next_attempt_at = 'infinity'), one of an open breaker waits for the
- *   end of the cool-down: deferred, so the breaker costs no attempts;
+ *   end of the cool-down: deferred, so the breaker costs no attempts; a FIFO head that finished makes
+ *   the next row of its queue due now (it waited at 'infinity');
  * - per webhook, from its results in attempt order: consecutive_failures (reset by a 2xx), failing_since,
  *   last_success_at (refreshed at most every 10 s, so healthy traffic rarely writes the row), and the
  *   breaker: closed → open at failureThreshold; open past its cool-down → any result is the probe's:
@@ -251,7 +252,7 @@ WITH r AS (
       AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
       -- Evaluated once, first: every webhook lock is taken before a delivery row is.
       AND (SELECT count(*) FROM calc) >= 0
-    RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error
+    RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error, d.fifo_seq
 ), lost AS MATERIALIZED (
    -- A late result of an attempt a rescuer recorded as lost (its worker was slow, not dead) replaces
    -- that placeholder. Only results that changed nothing can be late. LATERAL: one index probe per
@@ -266,6 +267,19 @@ WITH r AS (
           AND a.started_at > r.started_at - interval '1 day' AND a.started_at < r.started_at + interval '1 day'
         LIMIT 1) p
     WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
+), promoted AS (
+   -- A FIFO head that finished (succeeded or into the DLQ) makes the next row of its queue due now
+   -- (deliveries_fifo_head_idx), so the metrics count it as due and age it. The claim would take it
+   -- waiting at 'infinity' too (src/queries/claim.ts): this is for the operator's view, not for order.
+   UPDATE deliveries n SET next_attempt_at = now(), updated_at = now()
+     FROM (SELECT (SELECT x.id FROM deliveries x
+                    WHERE x.webhook_id = f.webhook_id AND x.fifo_seq > f.fifo_seq
+                      AND x.fifo_seq IS NOT NULL AND x.status IN ('pending', 'in_flight')
+                    ORDER BY x.fifo_seq LIMIT 1) AS id
+             FROM done f WHERE f.fifo_seq IS NOT NULL AND f.status <> 'pending') nx
+    WHERE n.id = nx.id AND n.status = 'pending' AND n.next_attempt_at = 'infinity'
+      AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = n.webhook_id AND w.enabled)
+      AND n.webhook_id <> ALL (ARRAY(SELECT id FROM calc WHERE disable IS NOT NULL))
 ), superseded AS (
    -- id alone is unique (one sequence); started_at = ANY narrows each partition's probe to the
    -- placeholders' times. The one-time filter skips every partition when nothing was lost (the usual

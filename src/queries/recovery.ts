@@ -7,9 +7,16 @@
 import type { Queryable } from '../db/pool.js';
 import type { DeliveryStatus } from './deliveries-read.js';
 
+/**
+ * next_attempt_at of a delivery queued again: due now, or for a FIFO delivery (fifo_seq set) waiting to
+ * be its queue's head, as ingest queues it (src/queries/claim.ts).
+ */
+export const REQUEUE_DUE = `CASE WHEN fifo_seq IS NULL THEN now() ELSE 'infinity'::timestamptz END`;
+
 // last_attempt_at / last_status_code / last_error stay: they still describe the most recent attempt.
-// A new cycle: max_attempts and the deadline (retry_policy.max_age_seconds) start over.
-const REQUEUE_SET = `status = 'pending', attempts = 0, next_attempt_at = now(), lease_owner = NULL,
+// A new cycle: max_attempts and the deadline (retry_policy.max_age_seconds) start over. A FIFO delivery
+// goes back to its old position in the queue and waits there to be the head.
+const REQUEUE_SET = `status = 'pending', attempts = 0, next_attempt_at = ${REQUEUE_DUE}, lease_owner = NULL,
   lease_expires_at = NULL, completed_at = NULL, cycle_started_at = now(), updated_at = now()`;
 
 export type RequeueOutcome =

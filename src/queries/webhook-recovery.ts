@@ -4,6 +4,7 @@
  * DLQ retry's (src/queries/recovery.ts): a new cycle of the same delivery row, its DLQ row removed.
  */
 import type { Queryable } from '../db/pool.js';
+import { REQUEUE_DUE } from './recovery.js';
 
 export interface RecoveryWindow {
   webhookId: string;
@@ -71,7 +72,7 @@ export async function recoverWebhook(db: Queryable, recoveryId: string, w: Recov
           FOR UPDATE OF d),
      requeued AS (
        UPDATE deliveries d
-          SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_owner = NULL,
+          SET status = 'pending', attempts = 0, next_attempt_at = ${REQUEUE_DUE}, lease_owner = NULL,
               lease_expires_at = NULL, completed_at = NULL, cycle_started_at = now(), updated_at = now()
          FROM picked p
         WHERE d.id = p.id

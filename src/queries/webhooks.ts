@@ -195,8 +195,12 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
 }
 
 /**
- * A webhook turned FIFO: its unfinished deliveries join the queue in id (creation) order, so they go
- * first and one at a time. Turned back to none: they leave it and go out in parallel again.
+ * A webhook turned FIFO: its unfinished deliveries join the queue in event order (event ids are
+ * UUIDv7, and one API process makes them in increasing order even within a millisecond; delivery ids
+ * are made in SQL, random within one), so they go first and one at a time; those behind the first
+ * wait at 'infinity' (src/queries/claim.ts).
+ * Turned back to none: they leave it and go out in parallel again, due now unless the webhook is
+ * disabled (then they stay parked).
  */
 export async function requeueForOrdering(
   db: Queryable,
@@ -205,18 +209,25 @@ export async function requeueForOrdering(
 ): Promise<void> {
   if (ordering === 'fifo')
     await db.query(
-      `UPDATE deliveries d SET fifo_seq = s.seq
-         FROM (SELECT o.id, nextval('deliveries_fifo_seq') AS seq
-                 FROM (SELECT id FROM deliveries
+      `UPDATE deliveries d
+          SET fifo_seq = s.seq,
+              next_attempt_at = CASE WHEN d.status = 'pending' AND s.n > 1 THEN 'infinity'
+                                     ELSE d.next_attempt_at END
+         FROM (SELECT o.id, o.n, nextval('deliveries_fifo_seq') AS seq
+                 FROM (SELECT id, row_number() OVER (ORDER BY event_id, id) AS n FROM deliveries
                         WHERE webhook_id = $1 AND fifo_seq IS NULL AND status IN ('pending', 'in_flight')
-                        ORDER BY id) o) s
+                        ORDER BY event_id, id) o) s
         WHERE d.id = s.id`,
       [id],
     );
   else
     await db.query(
-      `UPDATE deliveries SET fifo_seq = NULL
-        WHERE webhook_id = $1 AND fifo_seq IS NOT NULL AND status IN ('pending', 'in_flight')`,
+      `UPDATE deliveries d
+          SET fifo_seq = NULL,
+              next_attempt_at = CASE WHEN d.next_attempt_at = 'infinity' AND w.enabled THEN now()
+                                     ELSE d.next_attempt_at END
+         FROM webhooks w
+        WHERE w.id = $1 AND d.webhook_id = $1 AND d.fifo_seq IS NOT NULL AND d.status IN ('pending', 'in_flight')`,
       [id],
     );
 }
@@ -236,7 +247,8 @@ export async function parkWebhookDeliveries(db: Queryable, id: string): Promise<
 
 /**
  * PATCH enabled=true: a fresh start for the receiver. The circuit breaker closes (failure count and
- * cool-down cleared) and parked deliveries are due now, in one statement. Returns how many were due.
+ * cool-down cleared) and parked deliveries are due now, in one statement; of a FIFO webhook's, only
+ * the head: the rest wait behind it at 'infinity'. Returns how many were queued.
  */
 export async function resumeWebhook(db: Queryable, id: string): Promise<number> {
   const { rows } = await db.query<{ resumed: number }>(
@@ -246,10 +258,16 @@ export async function resumeWebhook(db: Queryable, id: string): Promise<number> 
               consecutive_failures = 0, failing_since = NULL
         WHERE id = $1),
      resumed AS (
-       UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
-        WHERE webhook_id = $1 AND status = 'pending' AND next_attempt_at = 'infinity'
-        RETURNING 1)
-     SELECT count(*)::int AS resumed FROM resumed`,
+       UPDATE deliveries d SET next_attempt_at = now(), updated_at = now()
+        WHERE d.webhook_id = $1 AND d.status = 'pending' AND d.next_attempt_at = 'infinity'
+          AND (d.fifo_seq IS NULL
+               OR d.id = (SELECT x.id FROM deliveries x
+                           WHERE x.webhook_id = $1 AND x.fifo_seq IS NOT NULL AND x.status IN ('pending', 'in_flight')
+                           ORDER BY x.fifo_seq LIMIT 1))
+        RETURNING d.fifo_seq)
+     SELECT (SELECT count(*) FROM resumed WHERE fifo_seq IS NULL)::int
+            + (SELECT count(*) FROM deliveries
+                WHERE webhook_id = $1 AND status = 'pending' AND fifo_seq IS NOT NULL)::int AS resumed`,
     [id],
   );
   return rows[0]!.resumed;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import {
   claimDue,
+  claimStatement,
   LOST_ATTEMPT_ERROR,
   recordResults,
   releaseClaims,
@@ -280,6 +281,107 @@ describe('claimDue', () => {
       expect(r.n).toBe([...seen.values()].filter((w) => w === r.lease_owner).length);
     }
     expect(new Set(seen.values()).size).toBeGreaterThan(1);
+  });
+});
+
+describe('claimDue with FIFO webhooks', () => {
+  // A tenant of their own: the other tests' webhooks (of every type) do not get these events.
+  let fifoTenant: string;
+  beforeAll(async () => {
+    fifoTenant = (await sqlTenant(db(), 'fifo')).id;
+  });
+  beforeEach(async () => {
+    await db().query(`UPDATE webhooks SET deleted_at = now() WHERE tenant_id = $1`, [fifoTenant]);
+  });
+
+  /** `count` events through postbox.ingest (the statement POST /events runs), in one call. */
+  async function ingest(count: number, type = 'fifo.claim') {
+    await db().query(
+      `SELECT count(*) FROM postbox.ingest((
+         SELECT json_agg(json_build_object('ord', i, 'id', postbox.uuidv7(), 'tenant_id', $1::uuid,
+                                           'type', $2::text, 'payload', json_build_object('i', i)))
+           FROM generate_series(0, $3 - 1) AS i))`,
+      [fifoTenant, type, count],
+    );
+  }
+  async function fifoWebhook(types: string[]) {
+    const { id } = await sqlWebhook(db(), fifoTenant, { eventTypes: types });
+    await db().query(`UPDATE webhooks SET ordering = 'fifo' WHERE id = $1`, [id]);
+    return id;
+  }
+  const queueOf = async (webhookId: string) =>
+    (
+      await db().query<{ id: string; status: string; waiting: boolean }>(
+        `SELECT id, status, next_attempt_at = 'infinity' AS waiting FROM deliveries
+          WHERE webhook_id = $1 ORDER BY fifo_seq`,
+        [webhookId],
+      )
+    ).rows;
+
+  it('queues the rows behind the head waiting, claims only the head, and the next once it is finished', async () => {
+    const hook = await fifoWebhook(['fifo.*']);
+    await ingest(3);
+    const queued = await queueOf(hook);
+    expect(queued.map((r) => r.waiting)).toEqual([false, true, true]);
+
+    const first = await claim('w1');
+    expect(first.map((d) => [d.id, d.fifoNext])).toEqual([[queued[0]!.id, true]]);
+    expect(await claim('w2')).toEqual([]); // the head is in flight: its queue is held
+    await record(db(), 'w1', [result(first[0]!.id, 1)]);
+    // The recorder made the next one due (so the metrics see it due), the rest still wait.
+    expect((await queueOf(hook)).map((r) => [r.status, r.waiting])).toEqual([
+      ['succeeded', false],
+      ['pending', false],
+      ['pending', true],
+    ]);
+
+    const second = await claim('w2');
+    expect(second.map((d) => [d.id, d.fifoNext])).toEqual([[queued[1]!.id, true]]);
+    // A head that goes back to pending (retry) holds the queue until it is due again.
+    await record(db(), 'w2', [result(second[0]!.id, 1, { outcome: 'retry', retryDelayMs: 60_000 })]);
+    expect(await claim('w3')).toEqual([]);
+    await db().query(`UPDATE deliveries SET next_attempt_at = now() WHERE id = $1`, [second[0]!.id]);
+    expect((await claim('w3')).map((d) => d.id)).toEqual([second[0]!.id]);
+    await record(db(), 'w3', [result(second[0]!.id, 2)]);
+
+    const last = await claim('w1');
+    expect(last.map((d) => [d.id, d.fifoNext])).toEqual([[queued[2]!.id, false]]);
+  });
+
+  it('a FIFO backlog costs a claim one index descent, not a visit per waiting row', async () => {
+    const fifo = await fifoWebhook(['fifo.*']);
+    const plain = (await sqlWebhook(db(), fifoTenant, { eventTypes: ['plain.*'] })).id;
+    await ingest(3000);
+    // A concurrent ingest can leave a head waiting too (it saw the queue busy): the claim still takes it.
+    await db().query(`UPDATE deliveries SET next_attempt_at = 'infinity' WHERE webhook_id = $1`, [fifo]);
+    const [head] = await claim('w1'); // the FIFO head, in flight: 2,999 rows wait behind it
+    expect(head!.webhookId).toBe(fifo);
+    await ingest(1, 'plain.one');
+
+    const client = await db().connect();
+    try {
+      await client.query('BEGIN');
+      const statement = claimStatement({
+        workerId: 'w2',
+        limit: 100,
+        leaseSeconds: 60,
+        defaultMaxAttempts: 40,
+      });
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, number> }] }>(
+        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${statement.text}`,
+        statement.values,
+      );
+      const plan = rows[0]!['QUERY PLAN'][0].Plan;
+      // About 100 buffers. Before FIFO rows waited at 'infinity' it visited all 2,999: 18,000 buffers, 40 ms.
+      expect(plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!).toBeLessThan(300);
+      const claimed = await client.query<{ webhook_id: string }>(
+        `SELECT webhook_id FROM deliveries WHERE lease_owner = 'w2'`,
+      );
+      expect(claimed.rows.map((r) => r.webhook_id)).toEqual([plain]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
   });
 });
 

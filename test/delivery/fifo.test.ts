@@ -61,18 +61,47 @@ afterAll(async () => {
   await app.close();
 });
 
-async function fifoWebhook(url: string, maxAttempts: number) {
+async function fifoWebhook(url: string, maxAttempts: number, ordering = 'fifo') {
   const res = await app.request('POST', '/webhooks', {
     key: tenant.apiKey,
     body: {
       url,
-      ordering: 'fifo',
+      ordering,
       max_concurrency: 20,
       retry_policy: { max_attempts: maxAttempts, initial_delay_ms: 100, max_delay_ms: 200 },
     },
   });
-  expect([res.status, res.body.ordering]).toEqual([201, 'fifo']);
+  expect([res.status, res.body.ordering]).toEqual([201, ordering]);
   return res.body.id as string;
+}
+
+async function patch(hook: string, body: Record<string, unknown>) {
+  const res = await app.request('PATCH', `/webhooks/${hook}`, { key: tenant.apiKey, body });
+  expect(res.status).toBe(200);
+}
+
+/** Waits until `n` of the webhook's deliveries have succeeded (their results written, not only sent). */
+async function succeeded(hook: string, n: number) {
+  await waitFor(
+    async () =>
+      (
+        await app.db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM deliveries WHERE webhook_id = $1 AND status = 'succeeded'`,
+          [hook],
+        )
+      ).rows[0]!.n === n,
+    { timeoutMs: 30_000, what: `${n} deliveries succeeded` },
+  );
+}
+
+/** The webhook's unfinished rows in queue order: FIFO position set, and waiting at 'infinity'. */
+async function unfinished(hook: string) {
+  const { rows } = await app.db.pool.query<{ fifo: boolean; waiting: boolean }>(
+    `SELECT fifo_seq IS NOT NULL AS fifo, next_attempt_at = 'infinity' AS waiting FROM deliveries
+      WHERE webhook_id = $1 AND status IN ('pending', 'in_flight') ORDER BY fifo_seq, id`,
+    [hook],
+  );
+  return rows;
 }
 
 async function queue(from: number, count: number) {
@@ -131,6 +160,67 @@ describe('a FIFO webhook', () => {
         attempts: 2,
         fifo_order_broken: true,
       });
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('puts a dead head retried from the DLQ back at its position, ahead of what is queued behind it', async () => {
+    let failing = true;
+    const receiver = await orderReceiver((seq) => seq === 200 && failing);
+    try {
+      const hook = await fifoWebhook(receiver.url, 1);
+      await queue(200, 2);
+      await engines.start();
+      await succeeded(hook, 1); // 201, past the dead 200
+      await engines.stopAll();
+      await queue(202, 3); // queued behind, while no engine runs
+      const dlq = await app.request('GET', `/dlq?webhook_id=${hook}`, { key: tenant.apiKey });
+      expect(dlq.body.data.map((d: { fifo_order_broken: boolean }) => d.fifo_order_broken)).toEqual([true]);
+      failing = false;
+      const retry = await app.request('POST', `/dlq/${dlq.body.data[0].delivery_id}/retry`, {
+        key: tenant.apiKey,
+      });
+      expect(retry.status).toBe(202);
+      await engines.start();
+      await waitFor(() => receiver.arrivals.length === 6, {
+        what: 'the retried head and the three behind it',
+      });
+      expect(receiver.arrivals.map((a) => a.seq)).toEqual([200, 201, 200, 202, 203, 204]);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('keeps its queue through a switch to FIFO, a disable and an enable, and releases it when switched back', async () => {
+    const receiver = await orderReceiver(() => false);
+    try {
+      const hook = await fifoWebhook(receiver.url, 5, 'none');
+      await queue(300, 5); // no engine runs: all five wait, due now
+      expect((await unfinished(hook)).map((r) => [r.fifo, r.waiting])).toEqual(Array(5).fill([false, false]));
+      // The first is the head, due; the others wait behind it.
+      const queued = [[true, false], ...Array(4).fill([true, true])];
+      await patch(hook, { ordering: 'fifo' });
+      expect((await unfinished(hook)).map((r) => [r.fifo, r.waiting])).toEqual(queued);
+      await patch(hook, { enabled: false });
+      expect((await unfinished(hook)).map((r) => [r.fifo, r.waiting])).toEqual(Array(5).fill([true, true]));
+      await patch(hook, { enabled: true });
+      expect((await unfinished(hook)).map((r) => [r.fifo, r.waiting])).toEqual(queued);
+      await engines.start();
+      await engines.start();
+      await succeeded(hook, 5);
+      expect(receiver.arrivals.map((a) => a.seq)).toEqual([300, 301, 302, 303, 304]);
+      expect(receiver.maxOpen()).toBe(1);
+
+      await engines.stopAll();
+      await queue(305, 5);
+      await patch(hook, { ordering: 'none' });
+      expect((await unfinished(hook)).map((r) => [r.fifo, r.waiting])).toEqual(Array(5).fill([false, false]));
+      await engines.start();
+      await waitFor(() => receiver.arrivals.length === 10, { what: 'the five released' });
+      expect(new Set(receiver.arrivals.slice(5).map((a) => a.seq))).toEqual(
+        new Set([305, 306, 307, 308, 309]),
+      );
     } finally {
       await receiver.close();
     }

@@ -155,6 +155,28 @@ describe('QueueStatsReader on a real database', () => {
     await db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE webhook_id = $1`, [off.id]);
   });
 
+  it('a FIFO queue: its head is due and ages the reading, the rows waiting behind it are parked', async () => {
+    const tenant = await sqlTenant(db.pool);
+    const hook = await sqlWebhook(db.pool, tenant.id, { eventTypes: ['fifo.stats'] });
+    await db.pool.query(`UPDATE webhooks SET ordering = 'fifo' WHERE id = $1`, [hook.id]);
+    await db.pool.query(
+      `SELECT count(*) FROM postbox.ingest((
+         SELECT json_agg(json_build_object('ord', i, 'id', postbox.uuidv7(), 'tenant_id', $1::uuid,
+                                           'type', 'fifo.stats', 'payload', '{}'::json))
+           FROM generate_series(0, 4) AS i))`,
+      [tenant.id],
+    );
+    await db.pool.query(
+      `UPDATE deliveries SET next_attempt_at = now() - interval '1 hour'
+        WHERE webhook_id = $1 AND next_attempt_at < 'infinity'`,
+      [hook.id],
+    );
+    const stats = await new QueueStatsReader({ pool: db.pool, ttlMs: 0 }).get();
+    expect(stats).toMatchObject({ due: 1, held: 0, parked: 4 });
+    expect(stats!.oldestDueSeconds).toBeGreaterThanOrEqual(3600);
+    await db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE webhook_id = $1`, [hook.id]);
+  });
+
   it('counts exactly up to the cap, then follows the statistics ANALYZE leaves', async () => {
     const tenant = await sqlTenant(db.pool);
     const hook = await sqlWebhook(db.pool, tenant.id);
