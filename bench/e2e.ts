@@ -1,169 +1,56 @@
 /**
- * End-to-end benchmark: a real Postbox process (API + workers), a real receiver on 127.0.0.1, and
- * autocannon POSTing single events for a fixed time. Prints events/s ingested, deliveries/s completed,
- * and p50/p95/p99 of ingest latency and of delivery lag (event received to receiver answered), and the
- * CPU seconds Postbox and PostgreSQL used per delivery (Linux, embedded database only for PostgreSQL).
+ * End-to-end benchmark: real Postbox processes, a real receiver on 127.0.0.1, and autocannon POSTing
+ * single events for a fixed time. Prints ONE JSON line: events/s ingested, deliveries/s completed,
+ * p50/p95/p99 of ingest latency and of delivery lag (event timestamp to arrival at the receiver), and
+ * the CPU per unit of work from /proc (µs of Postbox CPU per event and per delivery, µs of PostgreSQL
+ * CPU per delivery).
  *
- *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook
+ *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook, POSTBOX_ROLE=all
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
  *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
+ *   BENCH_SPLIT=1 npm run bench:e2e                      # an API and a worker process: CPU of each
+ *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery drain: an API process queues
+ *                  # 20k events with /events/batch, then a worker process starts and drains them;
+ *                  # its CPU is counted from the first delivery's arrival to the last's
  *   BENCH_ORDERING=fifo BENCH_PRELOAD=2000 BENCH_DURATION=0 npm run bench:e2e  # the same, FIFO webhook
- *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery throughput: queue 20k events
- *                                                       # with /events/batch, time until all delivered
+ *   BENCH_EVENT_BYTES=1024 (default)                     # size of each event's JSON (type + payload)
  *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:e2e   # profile Postbox
  *
- * Loopback only, bounded in time, stops by itself.
+ * Loopback only, bounded in time, stops by itself. LOG_LEVEL is Postbox's default (info) unless set.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { freePort, startEmbeddedPostgres } from '../src/db/embedded.js';
-import { projectRoot } from '../src/paths.js';
-import { cpuMeter } from './proc-cpu.js';
+import { CpuMeter, perUnit, processCpuUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
+import { startReceiver, type Receiver } from './lib/receiver.js';
+import {
+  api,
+  benchEvent,
+  benchTenant,
+  committedTransactions,
+  machine,
+  startDatabase,
+  startPostbox,
+  type Database,
+  type PostboxProcess,
+} from './lib/setup.js';
+import { resetStatements, statementsWanted, topStatements } from './lib/pg-statements.js';
+import { envNumber, summary } from './lib/stats.js';
 
-const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
-const DURATION_S = env('BENCH_DURATION', 20);
-const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
-const WEBHOOKS = env('BENCH_WEBHOOKS', 1);
-const RATE = env('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
-const DRAIN_TIMEOUT_MS = env('BENCH_DRAIN_TIMEOUT_MS', 60_000);
-const PRELOAD = env('BENCH_PRELOAD', 0); // events queued by /events/batch before the timed ingest
+const DURATION_S = envNumber('BENCH_DURATION', 20);
+const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50);
+const WEBHOOKS = envNumber('BENCH_WEBHOOKS', 1);
+const RATE = envNumber('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
+const DRAIN_TIMEOUT_MS = envNumber('BENCH_DRAIN_TIMEOUT_MS', 60_000);
+const PRELOAD = envNumber('BENCH_PRELOAD', 0); // events queued by /events/batch before the timed ingest
+const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
 const ORDERING = process.env.BENCH_ORDERING ?? 'none'; // 'fifo': the webhooks deliver one at a time, in order
-const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+// A preload is drained by a worker process of its own, so its CPU is the delivery path's alone.
+const SPLIT = process.env.BENCH_SPLIT === '1' || PRELOAD > 0;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function summary(samples: number[]) {
-  const sorted = Float64Array.from(samples).sort();
-  const arr = Array.from(sorted);
-  const round = (x: number) => Math.round(x * 100) / 100;
-  return {
-    p50: round(percentile(arr, 50)),
-    p95: round(percentile(arr, 95)),
-    p99: round(percentile(arr, 99)),
-    max: round(arr[arr.length - 1] ?? NaN),
-  };
-}
-
-/** The receiver: answers 200 at once and records the lag of every delivery it gets. */
-function startReceiver() {
-  const lagsMs: number[] = [];
-  const seen = new Set<string>();
-  let duplicates = 0;
-  let lastAt = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      res.writeHead(200).end();
-      const now = Date.now();
-      lastAt = now;
-      const id = String(req.headers['webhook-id']);
-      if (seen.has(id)) duplicates++;
-      else seen.add(id);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { timestamp: string };
-      lagsMs.push(now - Date.parse(body.timestamp));
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  return {
-    server,
-    lagsMs,
-    get delivered() {
-      return seen.size;
-    },
-    get duplicates() {
-      return duplicates;
-    },
-    get lastAt() {
-      return lastAt;
-    },
-  };
-}
-
-async function startPostbox(databaseUrl: string, port: number): Promise<ChildProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'postbox-bench-'));
-  // BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the Postbox process.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(projectRoot, 'dist', 'src', 'main.js')], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      ADMIN_API_KEY: ADMIN_KEY,
-      SSRF_ALLOW_CIDRS: '127.0.0.0/8',
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  child.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (/"level":"(error|warn)"/.test(line)) console.error('[postbox]', line.slice(0, 300));
-  });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/ready`)).ok) return child;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('Postbox did not become ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The embedded server's postmaster, from its pid file (first line); undefined for BENCH_DATABASE_URL. */
-function postmasterPid(pgDir: string | undefined): number | undefined {
-  if (!pgDir) return undefined;
-  return Number(readFileSync(join(pgDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
-}
-
-async function api<T>(base: string, key: string, path: string, body: unknown): Promise<T> {
-  const res = await fetch(base + path, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-async function machine() {
-  const os = await import('node:os');
-  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version };
-}
-
-/** The processes whose CPU is measured: Postbox, and the embedded PostgreSQL's postmaster (with its backends). */
-interface Measured {
-  postbox: number | undefined;
-  postgres: number | undefined;
-}
-
-/** CPU seconds used since `meter` started, and per delivery in milliseconds. */
-function cpuReport(meter: ReturnType<typeof cpuMeter>, deliveries: number) {
-  const used = meter.read();
-  const perDelivery = (s: number | undefined) =>
-    s === undefined || deliveries === 0 ? null : Math.round((s * 1000 * 1000) / deliveries) / 1000;
-  const total =
-    used.postbox === undefined || used.postgres === undefined ? undefined : used.postbox + used.postgres;
-  return {
-    seconds: { postbox: used.postbox ?? null, postgres: used.postgres ?? null },
-    ms_per_delivery: {
-      postbox: perDelivery(used.postbox),
-      postgres: perDelivery(used.postgres),
-      total: perDelivery(total),
-    },
-  };
-}
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const until = async (done: () => boolean, deadline: number) => {
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+};
 
 function settings() {
   return {
@@ -173,95 +60,103 @@ function settings() {
     rate: RATE || 'max',
     preload: PRELOAD,
     ordering: ORDERING,
+    event_bytes: EVENT_BYTES,
+    processes: SPLIT ? 'api + worker' : 'all',
+    log_level: process.env.LOG_LEVEL ?? 'info',
   };
 }
 
-/** Queues PRELOAD events with /events/batch (1000 a call), then waits until every delivery arrived. */
-async function preloadAndDrain(
-  base: string,
-  key: string,
-  receiver: ReturnType<typeof startReceiver>,
-  measured: Measured,
-) {
+/** CPU counters: each Postbox process by role, PostgreSQL's process tree, this process. */
+function meterFor(db: Database, processes: Record<string, PostboxProcess>) {
+  return new CpuMeter({
+    ...Object.fromEntries(Object.entries(processes).map(([role, p]) => [role, () => processCpuUs(p.pid)])),
+    postgres: () => (db.postmasterPid ? treeCpuUs(db.postmasterPid) : NaN),
+    bench: selfCpuUs,
+  });
+}
+
+/** Queues PRELOAD events with /events/batch (1,000 a call) through the API process alone. */
+async function preload(base: string, apiKey: string): Promise<number> {
   const started = Date.now();
-  const meter = cpuMeter({ ...measured });
-  const expected = receiver.delivered + PRELOAD * WEBHOOKS;
-  const lagsFrom = receiver.lagsMs.length;
   for (let sent = 0; sent < PRELOAD; sent += 1000) {
     const n = Math.min(1000, PRELOAD - sent);
-    const events = Array.from({ length: n }, (_, i) => ({ type: 'bench.created', payload: { i: sent + i } }));
-    await api(base, key, '/events/batch', { events });
+    const events = Array.from({ length: n }, (_, i) => benchEvent(EVENT_BYTES, sent + i));
+    await api(base, apiKey, '/events/batch', { events });
   }
-  const queuedMs = Date.now() - started;
-  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-  while (receiver.delivered < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  const seconds = ((receiver.delivered >= expected ? receiver.lastAt : Date.now()) - started) / 1000;
-  const delivered = receiver.delivered - (expected - PRELOAD * WEBHOOKS);
+  return Date.now() - started;
+}
+
+/** Starts the worker and measures its drain of the preloaded deliveries, first arrival to last. */
+async function drain(db: Database, receiver: Receiver) {
+  const expected = PRELOAD * WEBHOOKS;
+  let meter: CpuMeter | undefined;
+  let mark: Record<string, number> | undefined;
+  let firstAt = 0;
+  // The worker's start-up (module loading, migrations check) is not delivery work: its CPU is counted
+  // from the first delivery's arrival on, and that delivery is not counted.
+  receiver.onDelivery = (n) => {
+    if (n !== 1) return;
+    firstAt = Date.now();
+    mark = meter!.read();
+  };
+  if (statementsWanted) await resetStatements(db.url);
+  const xacts = await committedTransactions(db.url);
+  const worker = await startPostbox(db.url, 'worker', {}, (pid) => {
+    meter = new CpuMeter({
+      worker: () => processCpuUs(pid),
+      postgres: () => (db.postmasterPid ? treeCpuUs(db.postmasterPid) : NaN),
+      bench: selfCpuUs,
+    });
+  });
+  await until(() => mark !== undefined, Date.now() + DRAIN_TIMEOUT_MS);
+  if (!meter || !mark) throw new Error('no delivery arrived');
+  await until(() => receiver.delivered >= expected, Date.now() + DRAIN_TIMEOUT_MS);
+  const cpu = meter.since(mark);
+  receiver.onDelivery = undefined;
+  // The first delivery is where counting started.
+  const delivered = receiver.delivered;
+  await new Promise((r) => setTimeout(r, 1500)); // counts reach pg_stat_database within a second
+  const transactions = (await committedTransactions(db.url)) - xacts;
+  const seconds = ((delivered >= expected ? receiver.lastAt : Date.now()) - firstAt) / 1000;
   return {
-    events: PRELOAD,
-    queued_in_ms: queuedMs,
-    deliveries: delivered,
-    drain_seconds: Math.round(seconds * 100) / 100,
-    deliveries_per_sec: Math.round(delivered / seconds),
-    delivery_lag_ms: summary(receiver.lagsMs.slice(lagsFrom)),
-    cpu: cpuReport(meter, delivered),
+    worker,
+    result: {
+      deliveries: delivered,
+      drain_seconds: round2(seconds),
+      deliveries_per_sec: Math.round((delivered - 1) / seconds),
+      delivery_lag_ms: summary(receiver.lagsMs),
+      // The worker's start-up statements included (a few dozen).
+      transactions_per_delivery: round2(transactions / delivered),
+      cpu_us: {
+        worker_per_delivery: perUnit(cpu.worker!, delivered - 1),
+        postgres_per_delivery: perUnit(cpu.postgres!, delivered - 1),
+      },
+      cpu_cores_used: {
+        worker: round2(cpu.worker! / 1e6 / seconds),
+        postgres: round2(cpu.postgres! / 1e6 / seconds),
+        bench: round2(cpu.bench! / 1e6 / seconds),
+      },
+      ...(statementsWanted ? { pg_statements_per_delivery: await topStatements(db.url, delivered) } : {}),
+    },
   };
 }
 
-async function main(): Promise<void> {
-  let stopDatabase = async () => {};
-  let databaseUrl = process.env.BENCH_DATABASE_URL;
-  let pgDir: string | undefined;
-  if (!databaseUrl) {
-    pgDir = mkdtempSync(join(tmpdir(), 'postbox-bench-pg-'));
-    chmodSync(pgDir, 0o755); // the embedded server runs as its own user
-    const pg = await startEmbeddedPostgres(pgDir);
-    databaseUrl = pg.url;
-    stopDatabase = async () => {
-      await pg.stop();
-      rmSync(pgDir!, { recursive: true, force: true });
-    };
-  }
-
-  const receiver = startReceiver();
-  await new Promise<void>((r) => receiver.server.listen(0, '127.0.0.1', r));
-  const receiverAddr = receiver.server.address();
-  const receiverUrl = `http://127.0.0.1:${typeof receiverAddr === 'object' && receiverAddr ? receiverAddr.port : 0}/hook`;
-
-  const port = await freePort();
-  const postbox = await startPostbox(databaseUrl, port);
-  const base = `http://127.0.0.1:${port}`;
-  try {
-    const tenant = await api<{ api_key: string }>(base, ADMIN_KEY, '/tenants', {
-      name: 'bench',
-      quotas: { max_events_per_sec: 1_000_000, max_concurrent_deliveries: 100_000 },
-    });
-    for (let i = 0; i < WEBHOOKS; i++) {
-      await api(base, tenant.api_key, '/webhooks', {
-        url: receiverUrl,
-        event_types: ['bench.*'],
-        max_concurrency: 100,
-        ordering: ORDERING,
-      });
-    }
-
-    const measured: Measured = { postbox: postbox.pid, postgres: postmasterPid(pgDir) };
-    const preload = PRELOAD > 0 ? await preloadAndDrain(base, tenant.api_key, receiver, measured) : undefined;
-    if (DURATION_S <= 0) {
-      console.log(JSON.stringify({ machine: await machine(), settings: settings(), preload }, null, 2));
-      return;
-    }
-    const before = { delivered: receiver.delivered, lags: receiver.lagsMs.length };
-
-    const ingestLatencies: number[] = [];
-    let accepted = 0;
-    let rejected = 0;
-    const started = Date.now();
-    const meter = cpuMeter({ ...measured });
-    let done!: (err: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      done = (err) => (err ? reject(err) : resolve());
-    });
+/** autocannon for DURATION_S, then waits until every delivery of the accepted events arrived. */
+async function timedIngest(
+  db: Database,
+  processes: Record<string, PostboxProcess>,
+  base: string,
+  apiKey: string,
+  receiver: Receiver,
+) {
+  const before = { delivered: receiver.delivered, lags: receiver.lagsMs.length };
+  const ingestLatencies: number[] = [];
+  let accepted = 0;
+  let rejected = 0;
+  const meter = meterFor(db, processes);
+  const mark = meter.read();
+  const started = Date.now();
+  await new Promise<void>((resolve, reject) => {
     const instance = autocannon(
       {
         url: `${base}/events`,
@@ -269,13 +164,10 @@ async function main(): Promise<void> {
         connections: CONNECTIONS,
         duration: DURATION_S,
         ...(RATE > 0 ? { overallRate: RATE } : {}),
-        headers: { authorization: `Bearer ${tenant.api_key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          type: 'bench.created',
-          payload: { order_id: 42, items: [1, 2, 3], note: 'benchmark' },
-        }),
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(benchEvent(EVENT_BYTES)),
       },
-      (err) => done(err),
+      (err) => (err ? reject(err) : resolve()),
     );
     instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
       if (status === 202) {
@@ -283,42 +175,82 @@ async function main(): Promise<void> {
         ingestLatencies.push(responseTime);
       } else rejected++;
     });
-    await finished;
-    const ingestEnded = Date.now();
-
-    const expected = before.delivered + accepted * WEBHOOKS;
-    const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while (receiver.delivered < expected && Date.now() < drainDeadline)
-      await new Promise((r) => setTimeout(r, 50));
-    const deliveredEnd = receiver.delivered >= expected ? receiver.lastAt : Date.now();
-
-    const ingestSeconds = (ingestEnded - started) / 1000;
-    const deliverySeconds = (deliveredEnd - started) / 1000;
-    const delivered = receiver.delivered - before.delivered;
-    const result = {
-      machine: await machine(),
-      settings: settings(),
-      ...(preload ? { preload } : {}),
+  });
+  const ingestEnded = Date.now();
+  const expected = before.delivered + accepted * WEBHOOKS;
+  await until(() => receiver.delivered >= expected, Date.now() + DRAIN_TIMEOUT_MS);
+  const cpu = meter.since(mark);
+  const deliveredEnd = receiver.delivered >= expected ? receiver.lastAt : Date.now();
+  const ingestSeconds = (ingestEnded - started) / 1000;
+  const seconds = (deliveredEnd - started) / 1000;
+  const delivered = receiver.delivered - before.delivered;
+  const postboxUs = Object.keys(processes).reduce((sum, role) => sum + cpu[role]!, 0);
+  return {
+    complete: receiver.delivered >= expected,
+    result: {
       events_accepted: accepted,
       events_rejected: rejected,
       events_per_sec: Math.round(accepted / ingestSeconds),
       deliveries_expected: accepted * WEBHOOKS,
       deliveries_completed: delivered,
       duplicate_deliveries: receiver.duplicates,
-      deliveries_per_sec: Math.round(delivered / deliverySeconds),
+      deliveries_per_sec: Math.round(delivered / seconds),
       ingest_latency_ms: summary(ingestLatencies),
       delivery_lag_ms: summary(receiver.lagsMs.slice(before.lags)),
-      // Ingest and delivery together, over the timed run and its drain.
-      cpu: cpuReport(meter, delivered),
-    };
-    console.log(JSON.stringify(result, null, 2));
-    if (receiver.delivered < expected) process.exitCode = 1;
+      cpu_us: {
+        postbox_per_event: perUnit(postboxUs, accepted),
+        ...(SPLIT
+          ? {
+              api_per_event: perUnit(cpu.api!, accepted),
+              worker_per_delivery: perUnit(cpu.worker!, delivered),
+            }
+          : { postbox_per_delivery: perUnit(postboxUs, delivered) }),
+        postgres_per_event: perUnit(cpu.postgres!, accepted),
+        postgres_per_delivery: perUnit(cpu.postgres!, delivered),
+      },
+      cpu_cores_used: {
+        ...Object.fromEntries(
+          Object.keys(processes).map((role) => [role, round2(cpu[role]! / 1e6 / seconds)]),
+        ),
+        postgres: round2(cpu.postgres! / 1e6 / seconds),
+        bench: round2(cpu.bench! / 1e6 / seconds),
+      },
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const db = await startDatabase();
+  const receiver = await startReceiver();
+  const processes: Record<string, PostboxProcess> = {};
+  try {
+    const first = await startPostbox(db.url, SPLIT ? 'api' : 'all');
+    processes[SPLIT ? 'api' : 'all'] = first;
+    const { apiKey } = await benchTenant(first.base, {
+      webhooks: WEBHOOKS,
+      url: receiver.url,
+      ordering: ORDERING,
+    });
+    const out: Record<string, unknown> = { bench: 'e2e', machine: machine(), settings: settings() };
+    if (PRELOAD > 0) {
+      const queuedMs = await preload(first.base, apiKey);
+      const { worker, result } = await drain(db, receiver);
+      processes.worker = worker;
+      out.preload = { events: PRELOAD, queued_in_ms: queuedMs, ...result };
+      if (receiver.delivered < PRELOAD * WEBHOOKS) process.exitCode = 1;
+    } else if (SPLIT) {
+      processes.worker = await startPostbox(db.url, 'worker');
+    }
+    if (DURATION_S > 0) {
+      const { complete, result } = await timedIngest(db, processes, first.base, apiKey, receiver);
+      Object.assign(out, result);
+      if (!complete) process.exitCode = 1;
+    }
+    console.log(JSON.stringify(out));
   } finally {
-    postbox.kill('SIGTERM');
-    await new Promise((r) => postbox.once('exit', r));
-    receiver.server.closeAllConnections();
-    receiver.server.close();
-    await stopDatabase();
+    await Promise.all(Object.values(processes).map((p) => p.stop()));
+    await receiver.close();
+    await db.stop();
   }
 }
 
