@@ -102,6 +102,12 @@ const WEBHOOK_FREE = `CASE WHEN w.breaker_state = 'closed'
            WHERE f.status = 'in_flight' AND f.tenant_id = w.tenant_id AND f.webhook_id = w.id)`;
 // A FIFO queue's unfinished rows (fifo_seq set, pending or in flight): deliveries_fifo_head_idx.
 const FIFO_UNFINISHED = `d.fifo_seq IS NOT NULL AND d.status IN ('pending', 'in_flight')`;
+// Not a FIFO row, as a CASE rather than `d.fifo_seq IS NULL`: before the first ANALYZE of a queue that
+// filled up (autovacuum analyses after up to a minute) the planner takes IS NULL to match 0.5 % of
+// rows, and then reads every due row through a bitmap scan and sorts them instead of walking
+// deliveries_due_idx to the lookahead (measured: 14 ms instead of 0.6 ms per claim with 14,000 due
+// rows). A CASE has no such estimate.
+const NOT_FIFO = `CASE WHEN d.fifo_seq IS NULL THEN true ELSE false END`;
 const TENANT_FREE = `q.max_concurrent_deliveries
        - (SELECT count(*) FROM deliveries f WHERE f.status = 'in_flight' AND f.tenant_id = q.tenant_id)`;
 
@@ -248,7 +254,7 @@ WITH RECURSIVE expired AS (
 ), head_plain AS MATERIALIZED (
    SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
      FROM deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.fifo_seq IS NULL
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND ${NOT_FIFO}
     ORDER BY d.next_attempt_at
     LIMIT $6
 ), fifo_queues AS (
@@ -333,7 +339,7 @@ WITH RECURSIVE expired AS (
      CROSS JOIN LATERAL (
        SELECT d.id, d.next_attempt_at, row_number() OVER (ORDER BY d.next_attempt_at) AS n
          FROM deliveries d
-        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now() AND d.fifo_seq IS NULL
+        WHERE d.status = 'pending' AND d.webhook_id = bl.id AND d.next_attempt_at <= now() AND ${NOT_FIFO}
         ORDER BY d.next_attempt_at
         LIMIT least(bl.free, ceil($2::numeric / (SELECT count(*) FROM behind_live)))) x
 ), behind_tenants AS MATERIALIZED (
