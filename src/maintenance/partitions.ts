@@ -41,20 +41,19 @@ const LOCK_NOT_AVAILABLE = '55P03';
 
 const isLockTimeout = (err: unknown) => (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
 
-/** Runs one DDL step under lock_timeout; false when the lock was not granted in time. */
-async function underLockTimeout(
+/** Runs one DDL step in a transaction under lock_timeout; 'busy' when a lock was not granted in time. */
+async function underLockTimeout<T>(
   pool: pg.Pool,
   lockTimeoutMs: number,
-  step: (client: pg.PoolClient) => Promise<unknown>,
-): Promise<boolean> {
+  step: (client: pg.PoolClient) => Promise<T>,
+): Promise<T | 'busy'> {
   try {
-    await withTransaction(pool, async (client) => {
+    return await withTransaction(pool, async (client) => {
       await setLocalLockTimeout(client, lockTimeoutMs);
-      await step(client);
+      return step(client);
     });
-    return true;
   } catch (err) {
-    if (isLockTimeout(err)) return false;
+    if (isLockTimeout(err)) return 'busy';
     throw err;
   }
 }
@@ -67,21 +66,20 @@ export async function maintainAttemptPartitions(
   const result: PartitionResult = { created: 0, dropped: 0, lockTimeouts: 0 };
   // Today first: it is the one inserts need now.
   for (let day = 0; day <= daysAhead && !signal?.aborted; day++) {
-    let created = false;
-    const ok = await underLockTimeout(pool, lockTimeoutMs, async (client) => {
-      created = await createAttemptPartition(client, day);
-    });
-    if (!ok) result.lockTimeouts++;
+    const created = await underLockTimeout(pool, lockTimeoutMs, (client) =>
+      createAttemptPartition(client, day),
+    );
+    if (created === 'busy') result.lockTimeouts++;
     else if (created) result.created++;
   }
   const cutoff = await retentionCutoff(pool, attemptDays);
   for (const partition of await attemptPartitionsEndingBy(pool, cutoff)) {
     if (signal?.aborted) break;
-    const ok = await underLockTimeout(pool, lockTimeoutMs, (client) =>
+    const dropped = await underLockTimeout(pool, lockTimeoutMs, (client) =>
       dropAttemptPartition(client, partition.name),
     );
-    if (ok) result.dropped++;
-    else result.lockTimeouts++;
+    if (dropped === 'busy') result.lockTimeouts++;
+    else if (dropped) result.dropped++;
   }
   return result;
 }

@@ -45,9 +45,22 @@ export async function attemptPartitionsEndingBy(db: Queryable, cutoff: Date): Pr
   return rows;
 }
 
-/** Drops one daily partition (never the default one). Takes an exclusive lock on delivery_attempts. */
-export async function dropAttemptPartition(db: Queryable, name: string): Promise<void> {
+/** The advisory lock partition DDL takes turns under; postbox.create_attempt_partition takes it too. */
+export const PARTITION_DDL_LOCK = 7_310_003;
+
+/**
+ * Drops one daily partition (never the default one) unless it is gone already; true when it dropped it.
+ * Takes an exclusive lock on delivery_attempts. Needs a transaction: two workers starting together list
+ * the same expired days, and the advisory lock makes the second find them gone instead of failing.
+ */
+export async function dropAttemptPartition(db: Queryable, name: string): Promise<boolean> {
+  await db.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_DDL_LOCK]);
+  const { rows } = await db.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    name,
+  ]);
+  if (!rows[0]!.present) return false;
   await db.query(`SELECT postbox.drop_attempt_partition($1::regclass)`, [name]);
+  return true;
 }
 
 /**

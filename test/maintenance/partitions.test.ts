@@ -184,6 +184,20 @@ describe('retention of attempts', () => {
     expect(await startTimes()).toEqual([]);
   });
 
+  it('two processes maintaining at once (workers starting together) neither fail nor count a day twice', async () => {
+    await makeDays(-40, -35);
+    const both = { ...options(30), lockTimeoutMs: 20_000 };
+    const [a, b] = await Promise.all([
+      maintainAttemptPartitions(db.pool, both),
+      maintainAttemptPartitions(db.pool, both),
+    ]);
+    expect({ created: a.created + b.created, dropped: a.dropped + b.dropped }).toEqual({
+      created: 4,
+      dropped: 6,
+    });
+    expect((await partitions()).filter((p) => !p.is_default)).toHaveLength(4);
+  });
+
   it('never drops the default partition, and refuses a table that is not a daily partition', async () => {
     await expect(
       db.pool.query(`SELECT postbox.drop_attempt_partition('delivery_attempts_default')`),
