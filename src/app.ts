@@ -24,8 +24,8 @@ export function createApp(ctx: ApiContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  // Behind nginx in the one-container deployment: trust the first proxy for client addresses.
-  app.set('trust proxy', 1);
+  // Client addresses from X-Forwarded-For only when the peer is a proxy we trust (TRUST_PROXY).
+  app.set('trust proxy', ctx.config.TRUST_PROXY);
 
   app.use(requestLog(ctx.logger, ctx.metrics));
   app.use(healthRouter(ctx));

@@ -36,6 +36,34 @@ const cidrList = v.pipe(
   ),
 );
 
+/** Express's `trust proxy`: false, a hop count, or a comma list of addresses, CIDRs and the names below. */
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+const trustProxy = v.pipe(
+  v.string(),
+  v.trim(),
+  v.transform((s): boolean | number | string[] => {
+    if (/^(false|0|no)$/i.test(s)) return false;
+    if (/^\d+$/.test(s)) return Number(s);
+    return s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  }),
+  v.check(
+    (t) =>
+      !Array.isArray(t) ||
+      (t.length > 0 &&
+        t.every(
+          (x) =>
+            PROXY_NAMES.includes(x) ||
+            (x.includes(':')
+              ? ipaddr.IPv6.isValid(x) || ipaddr.IPv6.isValidCIDR(x)
+              : ipaddr.IPv4.isValidFourPartDecimal(x) || ipaddr.IPv4.isValidCIDRFourPartDecimal(x)),
+        )),
+    `must be false, a hop count, or a comma list of addresses, CIDRs and ${PROXY_NAMES.join('/')}`,
+  ),
+);
+
 const flag = v.pipe(
   v.string(),
   v.trim(),
@@ -61,6 +89,12 @@ const EnvSchema = v.object({
   SSRF_ALLOW_CIDRS: v.optional(cidrList, ''),
   /** Refuse http: webhook URLs at registration (https only). */
   REQUIRE_HTTPS: v.optional(flag, 'false'),
+  /**
+   * Which peers may name the client in X-Forwarded-For (audit log, request log). The default trusts
+   * only a proxy on loopback (nginx in the container, or sharing its network namespace in compose),
+   * so a client reaching the API directly cannot choose the address recorded for it.
+   */
+  TRUST_PROXY: v.optional(trustProxy, 'loopback'),
   /** winston level. */
   LOG_LEVEL: v.optional(v.picklist(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']), 'info'),
   /** Largest request body in bytes (413 above it). */

@@ -115,7 +115,7 @@ describe('GET /audit', () => {
       body: { url: 'https://example.com/a', description: 'first', secret: 'a-secret-of-enough-length' },
     });
     const id = created.body.id;
-    // The app trusts one proxy hop (app.set('trust proxy', 1)): its X-Forwarded-For names the client.
+    // The test client connects from loopback, the proxy TRUST_PROXY trusts by default: its X-Forwarded-For names the client.
     const patched = await app.request('PATCH', `/webhooks/${id}`, {
       key: tenant.apiKey,
       body: { url: 'https://example.com/b', enabled: false },
@@ -157,6 +157,21 @@ describe('GET /audit', () => {
     const text = JSON.stringify(rows);
     for (const secret of ['a-secret-of-enough-length', rotated.body.secret])
       expect(text).not.toContain(secret);
+  });
+
+  it('records the connecting address, not X-Forwarded-For, from a peer TRUST_PROXY does not name', async () => {
+    const direct = await startTestApp({ TRUST_PROXY: 'false' });
+    try {
+      const made = await direct.request('POST', '/tenants', {
+        body: { name: 'direct' },
+        headers: { 'x-forwarded-for': '203.0.113.9' },
+      });
+      expect(made.status).toBe(201);
+      const rows = (await direct.request('GET', `/audit?tenant_id=${made.body.id}`)).body.data;
+      expect(rows).toEqual([expect.objectContaining({ action: 'tenant.create', client_ip: '127.0.0.1' })]);
+    } finally {
+      await direct.close();
+    }
   });
 
   it('keeps a forwarded value that is not an address as null, and still records the change', async () => {

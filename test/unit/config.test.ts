@@ -17,6 +17,7 @@ describe('configuration', () => {
       POSTBOX_ROLE: 'all',
       SSRF_ALLOW_CIDRS: [],
       BODY_LIMIT_BYTES: 1024 * 1024,
+      TRUST_PROXY: ['loopback'],
     });
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.ADMIN_API_KEY).toBeUndefined();
@@ -34,6 +35,14 @@ describe('configuration', () => {
   });
 
   it.each([
+    ['false', false],
+    ['2', 2],
+    ['loopback, 10.0.0.0/8, fd00::1', ['loopback', '10.0.0.0/8', 'fd00::1']],
+  ])('reads TRUST_PROXY=%s as Express takes it', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).TRUST_PROXY).toEqual(expected);
+  });
+
+  it.each([
     ['PORT', 'eighty'],
     ['PORT', '70000'],
     ['DATABASE_URL', 'mysql://x'],
@@ -41,6 +50,9 @@ describe('configuration', () => {
     ['POSTBOX_ROLE', 'both'],
     ['ADMIN_API_KEY', 'short'],
     ['SSRF_ALLOW_CIDRS', '127.0.0.1'],
+    ['TRUST_PROXY', 'everyone'],
+    ['TRUST_PROXY', '0x7f.1'],
+    ['TRUST_PROXY', ' , '],
     ['WORKER_CONCURRENCY', '0'],
     ['RETENTION_PAYLOAD_DAYS', '0'],
     ['RETENTION_ATTEMPT_DAYS', 'a week'],

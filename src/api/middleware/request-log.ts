@@ -22,7 +22,7 @@ export function requestLog(logger: Logger, metrics: Metrics) {
       metrics.httpRequest(route, req.method, res.statusCode, durationMs);
       logger.info('request', {
         request_id: req.requestId,
-        // Behind nginx ('trust proxy' 1) the client's address from X-Forwarded-For, not nginx's.
+        // Behind a trusted proxy (TRUST_PROXY) the client's address from X-Forwarded-For, not the proxy's.
         client_ip: req.ip,
         // undefined (left out of the JSON) unless a valid traceparent came
         trace_id: traceFields(req.headers.traceparent).trace_id,
