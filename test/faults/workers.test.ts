@@ -99,7 +99,9 @@ async function succeededAt(ids: string[], timeoutMs: number): Promise<number> {
 
 describe('a worker process killed with SIGKILL during delivery', () => {
   it('loses no acked event; a restarted worker delivers what the dead one held', async () => {
-    const { r } = await world('kill.*', 2000, 200);
+    // Timeouts well above the receiver's delay: a stall of this loaded process (the receiver's) must not
+    // turn an answered attempt into a timeout, and so into a duplicate the crash did not cause.
+    const { r } = await world('kill.*', 5000, 200);
     const w1 = await spawnPostbox(app.db.url, { name: 'w1' });
     const producer = startProducer(app, tenantId, { type: 'kill.item', concurrency: 2, paceMs: 10 });
     await producer.acks(100);
@@ -139,8 +141,8 @@ describe('a worker process killed with SIGKILL during delivery', () => {
 
 describe('a worker frozen with SIGSTOP past its lease', () => {
   it('another worker takes over; thawed, the frozen one changes nothing it no longer holds', async () => {
-    // timeout 1 s: the lease is max(LEASE_SECONDS 5, timeout + 5 s) = 6 s.
-    const { r, webhookId } = await world('freeze.*', 1000, 300);
+    // timeout 3 s: the lease is max(LEASE_SECONDS 5, timeout + 5 s) = 8 s.
+    const { r, webhookId } = await world('freeze.*', 3000, 300);
     const [w1, w2] = await Promise.all([
       spawnPostbox(app.db.url, { name: 'w1' }),
       spawnPostbox(app.db.url, { name: 'w2' }),

@@ -113,10 +113,19 @@ export async function startReceiver(): Promise<Receiver> {
       pump();
       return;
     }
-    const body = b.bodyBytes !== undefined ? Buffer.alloc(b.bodyBytes, 'x') : Buffer.from(b.body ?? '');
+    const body = b.bodyBytes !== undefined ? filler(b.bodyBytes) : Buffer.from(b.body ?? '');
     bytesSent += body.length;
     res.writeHead(status, { ...headers, 'content-length': String(body.length) });
     res.end(body);
+  }
+
+  // One buffer per size, shared by every answer: megabytes allocated and filled per request cost a
+  // loaded test process enough CPU to delay everything else it serves.
+  const fillers = new Map<number, Buffer>();
+  function filler(bytes: number): Buffer {
+    let buffer = fillers.get(bytes);
+    if (!buffer) fillers.set(bytes, (buffer = Buffer.alloc(bytes, 'x')));
+    return buffer;
   }
 
   // Raw bytes on the socket, bypassing ServerResponse: the status line itself arrives slowly.
