@@ -374,6 +374,134 @@ $$;
 
 COMMENT ON FUNCTION postbox.ingest(events_json json) IS 'The ingest statement: validates, stores events and queues a pending delivery per matching webhook; idempotent per (tenant, idempotency_key). Used by POST /events and postbox.emit. Sends no NOTIFY (the caller wakes workers).';
 
+CREATE FUNCTION postbox.is_regex(pattern text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+BEGIN
+  PERFORM '' ~ pattern;
+  RETURN true;
+EXCEPTION WHEN invalid_regular_expression THEN
+  RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.is_regex(pattern text) IS 'Whether a text compiles as a PostgreSQL regular expression (the dialect of JSON Schema "pattern" here).';
+
+CREATE FUNCTION postbox.schema_type_words(types jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT string_agg(CASE t WHEN 'object' THEN 'an object' WHEN 'array' THEN 'an array'
+                           WHEN 'integer' THEN 'an integer' WHEN 'null' THEN 'null' ELSE 'a ' || t END,
+                    ' or ' ORDER BY n)
+    FROM jsonb_array_elements_text(types) WITH ORDINALITY AS x(t, n)
+$$;
+
+COMMENT ON FUNCTION postbox.schema_type_words(types jsonb) IS 'The words for a JSON Schema type list in an error message (a string, an integer or null).';
+
+CREATE FUNCTION postbox.schema_values_words(vals jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+  SELECT string_agg(v::text, ', ' ORDER BY n) || CASE WHEN jsonb_array_length(vals) > 10 THEN ', ...' ELSE '' END
+    FROM jsonb_array_elements(vals) WITH ORDINALITY AS x(v, n) WHERE n <= 10
+$$;
+
+COMMENT ON FUNCTION postbox.schema_values_words(vals jsonb) IS 'The first ten values of a JSON Schema enum, as JSON, for an error message.';
+
+CREATE FUNCTION postbox.schema_violation(schema jsonb, value jsonb, path text) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  kind text := jsonb_typeof(value);
+  types jsonb;
+  num numeric;
+  str text;
+  k text;
+  sub jsonb;
+  i bigint;
+  found text[];
+BEGIN
+  IF schema IS NULL OR schema = 'true'::jsonb THEN
+    RETURN NULL;
+  ELSIF schema = 'false'::jsonb THEN
+    RETURN ARRAY[path, 'is not allowed'];
+  END IF;
+
+  IF schema ? 'type' THEN
+    types := CASE WHEN jsonb_typeof(schema->'type') = 'array' THEN schema->'type'
+                  ELSE jsonb_build_array(schema->'type') END;
+    -- 1.0 is an integer too (JSON Schema counts the value, not how it is written).
+    IF NOT (types ? kind
+            OR (kind = 'number' AND types ? 'integer' AND (value #>> '{}')::numeric % 1 = 0)) THEN
+      RETURN ARRAY[path, 'must be ' || postbox.schema_type_words(types)];
+    END IF;
+  END IF;
+  IF schema ? 'enum' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(schema->'enum') e WHERE e = value) THEN
+    RETURN ARRAY[path, 'must be one of ' || postbox.schema_values_words(schema->'enum')];
+  END IF;
+  IF schema ? 'const' AND schema->'const' <> value THEN
+    RETURN ARRAY[path, 'must be ' || (schema->'const')::text];
+  END IF;
+
+  IF kind = 'number' THEN
+    num := (value #>> '{}')::numeric;
+    IF (schema->>'minimum')::numeric > num THEN
+      RETURN ARRAY[path, 'must be at least ' || (schema->'minimum')::text];
+    ELSIF (schema->>'maximum')::numeric < num THEN
+      RETURN ARRAY[path, 'must be at most ' || (schema->'maximum')::text];
+    ELSIF (schema->>'exclusiveMinimum')::numeric >= num THEN
+      RETURN ARRAY[path, 'must be greater than ' || (schema->'exclusiveMinimum')::text];
+    ELSIF (schema->>'exclusiveMaximum')::numeric <= num THEN
+      RETURN ARRAY[path, 'must be less than ' || (schema->'exclusiveMaximum')::text];
+    END IF;
+  ELSIF kind = 'string' THEN
+    str := value #>> '{}';
+    IF (schema->>'minLength')::int > length(str) THEN
+      RETURN ARRAY[path, format('must be at least %s character%s', schema->>'minLength',
+                                CASE WHEN schema->>'minLength' = '1' THEN '' ELSE 's' END)];
+    ELSIF (schema->>'maxLength')::int < length(str) THEN
+      RETURN ARRAY[path, format('must be at most %s character%s', schema->>'maxLength',
+                                CASE WHEN schema->>'maxLength' = '1' THEN '' ELSE 's' END)];
+    ELSIF schema ? 'pattern' AND str !~ (schema->>'pattern') THEN
+      RETURN ARRAY[path, 'must match the pattern ' || (schema->>'pattern')];
+    END IF;
+  ELSIF kind = 'array' THEN
+    IF (schema->>'minItems')::int > jsonb_array_length(value) THEN
+      RETURN ARRAY[path, format('must have at least %s item%s', schema->>'minItems',
+                                CASE WHEN schema->>'minItems' = '1' THEN '' ELSE 's' END)];
+    ELSIF (schema->>'maxItems')::int < jsonb_array_length(value) THEN
+      RETURN ARRAY[path, format('must have at most %s item%s', schema->>'maxItems',
+                                CASE WHEN schema->>'maxItems' = '1' THEN '' ELSE 's' END)];
+    END IF;
+    IF schema ? 'items' THEN
+      FOR sub, i IN SELECT e, n - 1 FROM jsonb_array_elements(value) WITH ORDINALITY AS x(e, n) LOOP
+        found := postbox.schema_violation(schema->'items', sub, path || '.' || i);
+        IF found IS NOT NULL THEN RETURN found; END IF;
+      END LOOP;
+    END IF;
+  ELSIF kind = 'object' THEN
+    IF schema ? 'required' THEN
+      FOR k IN SELECT jsonb_array_elements_text(schema->'required') LOOP
+        IF NOT value ? k THEN RETURN ARRAY[path || '.' || k, 'is required']; END IF;
+      END LOOP;
+    END IF;
+    FOR k, sub IN SELECT key, v FROM jsonb_each(value) AS x(key, v) LOOP
+      IF schema->'properties' ? k THEN
+        found := postbox.schema_violation(schema->'properties'->k, sub, path || '.' || k);
+      ELSIF schema ? 'additionalProperties' THEN
+        found := postbox.schema_violation(schema->'additionalProperties', sub, path || '.' || k);
+      ELSE
+        found := NULL;
+      END IF;
+      IF found IS NOT NULL THEN RETURN found; END IF;
+    END LOOP;
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.schema_violation(schema jsonb, value jsonb, path text) IS 'Validates a JSON value against a JSON Schema of the subset in docs/event-types.md: NULL when valid, else ARRAY[path, problem] of the first violation (path starts with the given one).';
+
 CREATE FUNCTION postbox.uuidv7() RETURNS uuid
     LANGUAGE sql PARALLEL SAFE
     AS $$
@@ -405,6 +533,16 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION postbox.webhook_notices() IS 'Trigger: a webhook disabled (by the recorder or the API), its breaker opened, or its breaker closed again writes postbox.endpoint.disabled / breaker_opened / recovered in the same transaction.';
+
+CREATE FUNCTION public.postbox_event_type_versions_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  RAISE EXCEPTION 'event_type_versions is append-only: add a version instead of changing one';
+END
+$$;
+
+COMMENT ON FUNCTION public.postbox_event_type_versions_append_only() IS 'Trigger: refuses UPDATE of event_type_versions (versions are append-only).';
 
 CREATE FUNCTION public.postbox_events_immutable() RETURNS trigger
     LANGUAGE plpgsql
@@ -677,6 +815,56 @@ ALTER TABLE public.delivery_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
     CACHE 1
 );
 
+CREATE TABLE public.event_type_versions (
+    event_type_id uuid NOT NULL,
+    version integer NOT NULL,
+    schema jsonb,
+    example jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT event_type_versions_version_check CHECK ((version >= 1))
+);
+
+COMMENT ON TABLE public.event_type_versions IS 'Versions of a catalogued type, 1, 2, 3, ...: append-only (a row is never changed), each with an optional JSON Schema and example.';
+
+COMMENT ON COLUMN public.event_type_versions.event_type_id IS 'The type (event_types.id).';
+
+COMMENT ON COLUMN public.event_type_versions.version IS 'Version number, from 1; events.version names it.';
+
+COMMENT ON COLUMN public.event_type_versions.schema IS 'JSON Schema (the subset of docs/event-types.md) payloads of this version must satisfy; NULL: any payload.';
+
+COMMENT ON COLUMN public.event_type_versions.example IS 'An example payload (valid against the schema); NULL: none given.';
+
+COMMENT ON COLUMN public.event_type_versions.created_at IS 'When the version was added.';
+
+CREATE TABLE public.event_types (
+    id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    name text NOT NULL,
+    description text NOT NULL,
+    deprecated boolean DEFAULT false NOT NULL,
+    latest_version integer DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.event_types IS 'The event-type catalog: a tenant''s documented event types (docs/event-types.md). Events of a catalogued type carry a version and, where that version has a schema, are checked against it at ingest.';
+
+COMMENT ON COLUMN public.event_types.id IS 'UUIDv7; the audit log''s object id.';
+
+COMMENT ON COLUMN public.event_types.tenant_id IS 'Owning tenant.';
+
+COMMENT ON COLUMN public.event_types.name IS 'The event type (events.type), unique per tenant; never postbox.* (reserved).';
+
+COMMENT ON COLUMN public.event_types.description IS 'What the event means, for producers and subscribers.';
+
+COMMENT ON COLUMN public.event_types.deprecated IS 'The tenant marked the type deprecated: shown in the catalog and the console; events of it are still accepted.';
+
+COMMENT ON COLUMN public.event_types.latest_version IS 'The highest version in event_type_versions: the version of an event that names none.';
+
+COMMENT ON COLUMN public.event_types.created_at IS 'When the type was added to the catalog.';
+
+COMMENT ON COLUMN public.event_types.updated_at IS 'Last change to the description, deprecation or versions.';
+
 CREATE TABLE public.events (
     id uuid NOT NULL,
     tenant_id uuid NOT NULL,
@@ -685,7 +873,10 @@ CREATE TABLE public.events (
     occurred_at timestamp with time zone NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     idempotency_key text,
-    traceparent text
+    traceparent text,
+    version integer,
+    metadata jsonb,
+    source text
 );
 
 COMMENT ON TABLE public.events IS 'Immutable log of ingested events (a trigger rejects UPDATE and DELETE outside retention; retention deletes rows and removes payloads).';
@@ -705,6 +896,12 @@ COMMENT ON COLUMN public.events.received_at IS 'When Postbox stored the event; d
 COMMENT ON COLUMN public.events.idempotency_key IS 'Producer-chosen key, unique per tenant: a repeat returns the first answer and queues nothing.';
 
 COMMENT ON COLUMN public.events.traceparent IS 'W3C traceparent sent with the event, forwarded on every delivery.';
+
+COMMENT ON COLUMN public.events.version IS 'The catalog version of its type the payload was checked against (given by the producer, else the latest); NULL when the type is not in the catalog.';
+
+COMMENT ON COLUMN public.events.metadata IS 'The producer''s string-to-string map (at most 50 keys), delivered in the body; NULL: none.';
+
+COMMENT ON COLUMN public.events.source IS 'The producer''s name for itself (1-100 characters), delivered in the body; NULL: not given.';
 
 CREATE TABLE public.notice_digests (
     tenant_id uuid NOT NULL,
@@ -1210,6 +1407,12 @@ ALTER TABLE ONLY public.delivery_attempts
 ALTER TABLE ONLY public.delivery_attempts_default
     ADD CONSTRAINT delivery_attempts_default_pkey PRIMARY KEY (id, started_at);
 
+ALTER TABLE ONLY public.event_type_versions
+    ADD CONSTRAINT event_type_versions_event_type_id_version_pk PRIMARY KEY (event_type_id, version);
+
+ALTER TABLE ONLY public.event_types
+    ADD CONSTRAINT event_types_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (id);
 
@@ -1290,6 +1493,14 @@ COMMENT ON INDEX public.delivery_attempts_started_at_idx IS 'Attempts in a time 
 
 CREATE INDEX delivery_attempts_default_started_at_idx ON public.delivery_attempts_default USING btree (started_at);
 
+CREATE INDEX event_types_tenant_id_idx ON public.event_types USING btree (tenant_id, id DESC);
+
+COMMENT ON INDEX public.event_types_tenant_id_idx IS 'GET /event-types: a tenant''s types, newest first.';
+
+CREATE UNIQUE INDEX event_types_tenant_name_key ON public.event_types USING btree (tenant_id, name);
+
+COMMENT ON INDEX public.event_types_tenant_name_key IS 'One entry per tenant and type; ingest finds an event''s type by it.';
+
 CREATE INDEX events_payload_kept_idx ON public.events USING btree (id) WHERE (payload IS NOT NULL);
 
 COMMENT ON INDEX public.events_payload_kept_idx IS 'Events still holding a payload: payload retention walks these, not the emptied ones, on every run.';
@@ -1322,6 +1533,10 @@ CREATE TRIGGER dead_letter_queue_notices AFTER INSERT ON public.dead_letter_queu
 
 COMMENT ON TRIGGER dead_letter_queue_notices ON public.dead_letter_queue IS 'Batched operational notices for dead deliveries and the DLQ quota (postbox.dead_letter_notices).';
 
+CREATE TRIGGER event_type_versions_append_only BEFORE UPDATE ON public.event_type_versions FOR EACH ROW EXECUTE FUNCTION public.postbox_event_type_versions_append_only();
+
+COMMENT ON TRIGGER event_type_versions_append_only ON public.event_type_versions IS 'Versions are never changed once written.';
+
 CREATE TRIGGER events_immutable BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION public.postbox_events_immutable();
 
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.postbox_events_immutable();
@@ -1353,6 +1568,12 @@ ALTER TABLE ONLY public.deliveries
 
 ALTER TABLE ONLY public.deliveries
     ADD CONSTRAINT deliveries_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.event_type_versions
+    ADD CONSTRAINT event_type_versions_event_type_id_event_types_id_fk FOREIGN KEY (event_type_id) REFERENCES public.event_types(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.event_types
+    ADD CONSTRAINT event_types_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.events
     ADD CONSTRAINT events_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;

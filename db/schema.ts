@@ -179,6 +179,12 @@ export const events = pgTable(
     receivedAt: tstz('received_at').notNull().defaultNow(),
     idempotencyKey: text('idempotency_key'),
     traceparent: text('traceparent'),
+    // The catalog version the payload was checked against (docs/event-types.md); NULL: not catalogued.
+    version: integer('version'),
+    /** The producer's string-to-string map, delivered as is. */
+    metadata: jsonb('metadata').$type<Record<string, string>>(),
+    /** The producer's name for itself. */
+    source: text('source'),
   },
   (t) => [
     // NULLs are distinct, so only events that carry a key are constrained.
@@ -189,6 +195,49 @@ export const events = pgTable(
     index('events_payload_kept_idx')
       .on(t.id)
       .where(sql`payload IS NOT NULL`),
+  ],
+);
+
+/**
+ * The event-type catalog (docs/event-types.md): per tenant, a type's description and its versions,
+ * each with an example and an optional JSON Schema that ingest checks payloads against.
+ */
+export const eventTypes = pgTable(
+  'event_types',
+  {
+    id: uuid('id').primaryKey(),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description').notNull(),
+    deprecated: boolean('deprecated').notNull().default(false),
+    latestVersion: integer('latest_version').notNull().default(1),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // Ingest finds a type by (tenant, name); so do the routes.
+    uniqueIndex('event_types_tenant_name_key').on(t.tenantId, t.name),
+    index('event_types_tenant_id_idx').on(t.tenantId, t.id.desc().nullsFirst()),
+  ],
+);
+
+/** Versions of a type: append-only (a trigger refuses UPDATE), numbered 1, 2, 3, ... */
+export const eventTypeVersions = pgTable(
+  'event_type_versions',
+  {
+    eventTypeId: uuid('event_type_id')
+      .notNull()
+      .references(() => eventTypes.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    schema: jsonb('schema'),
+    example: jsonb('example'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.eventTypeId, t.version] }),
+    check('event_type_versions_version_check', sql`${t.version} >= 1`),
   ],
 );
 

@@ -13,6 +13,7 @@ import { apiKeysRouter } from './api/routes/api-keys.js';
 import { webhooksRouter } from './api/routes/webhooks.js';
 import { webhookActionsRouter } from './api/routes/webhook-actions.js';
 import { eventsRouter } from './api/routes/events.js';
+import { eventTypesRouter } from './api/routes/event-types.js';
 import { deliveriesRouter } from './api/routes/deliveries.js';
 import { dlqRouter } from './api/routes/dlq.js';
 import { quotasRouter } from './api/routes/quotas.js';
@@ -41,6 +42,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(webhooksRouter(ctx, guard));
   app.use(webhookActionsRouter(ctx, guard));
   app.use(eventsRouter(ctx, guard));
+  app.use(eventTypesRouter(ctx, guard));
   app.use(deliveriesRouter(ctx, guard));
   app.use(dlqRouter(ctx, guard));
   app.use(quotasRouter(ctx, guard));

@@ -132,6 +132,31 @@ export const EventSchema = v.strictObject({
 });
 export type EventJson = v.InferOutput<typeof EventSchema>;
 
+export const EventTypeVersionSchema = v.strictObject({
+  version: Int,
+  schema: v.pipe(
+    v.unknown(),
+    v.description(
+      'JSON Schema (subset: docs/event-types.md) the payloads of this version must satisfy; null: any',
+    ),
+  ),
+  example: v.pipe(v.unknown(), v.description('an example payload (valid against the schema); null: none')),
+  created_at: Time,
+});
+
+export const EventTypeSchema = v.strictObject({
+  id: Id,
+  tenant_id: Id,
+  name: v.pipe(v.string(), v.description('the event type (events.type)')),
+  description: v.string(),
+  deprecated: v.pipe(v.boolean(), v.description('informational: events of the type are still accepted')),
+  latest_version: v.pipe(Int, v.description('the version an event of this type gets when it names none')),
+  versions: v.array(EventTypeVersionSchema),
+  created_at: Time,
+  updated_at: Time,
+});
+export type EventTypeJson = v.InferOutput<typeof EventTypeSchema>;
+
 export const DeliveryStatusSchema = v.picklist(['pending', 'in_flight', 'succeeded', 'failed', 'cancelled']);
 
 export const EventDeliverySchema = v.strictObject({
@@ -381,6 +406,8 @@ export const NAMED_SCHEMAS = {
   Event: EventSchema,
   EventDetail: EventDetailSchema,
   EventDelivery: EventDeliverySchema,
+  EventType: EventTypeSchema,
+  EventTypeVersion: EventTypeVersionSchema,
   IngestAnswer: IngestAnswerSchema,
   Delivery: DeliverySchema,
   DeliveryDetail: DeliveryDetailSchema,

@@ -203,6 +203,23 @@ describe('a live run', () => {
     await call('GET', '/events?limit=2&type=order.paid', { key });
     await call('GET', `/events/${first.body.event_id}`, { key });
 
+    // Event-type catalog
+    const schema = { type: 'object', properties: { id: { type: 'integer' } }, required: ['id'] };
+    await call('POST', '/event-types', {
+      key,
+      body: { name: 'invoice.paid', description: 'An invoice was paid', schema, example: { id: 7 } },
+    });
+    expect(
+      (await call('POST', '/event-types', { key, body: { name: 'invoice.paid', description: 'again' } }))
+        .status,
+    ).toBe(409);
+    await call('GET', '/event-types?limit=5', { key });
+    await call('GET', `/event-types/invoice.paid?tenant_id=${t.id}`);
+    await call('PATCH', '/event-types/invoice.paid', {
+      key,
+      body: { deprecated: true, new_version: { schema: { type: 'object' }, example: {} } },
+    });
+
     // Deliveries and dead letters
     const deliveryId = first.body.delivery_ids[0];
     await call('GET', `/deliveries?webhook_id=${w.id}`, { key });

@@ -16,6 +16,13 @@ import { IdParams, NoBody } from '../validate.js';
 import * as R from '../response-schemas.js';
 import { CreateWebhook, ListWebhooksQuery, RotateSecret, UpdateWebhook } from '../routes/webhook-schemas.js';
 import { BatchBody, EventBody, ListEventsQuery } from '../routes/event-schemas.js';
+import {
+  CreateEventType,
+  EventTypeParams,
+  EventTypeScopeQuery,
+  ListEventTypesQuery,
+  UpdateEventType,
+} from '../routes/event-type-schemas.js';
 import { ListDeliveriesQuery } from '../routes/deliveries.js';
 import { BulkRetryBody, ListDlqQuery, RetryParams } from '../routes/dlq.js';
 import { CreateTenant } from '../routes/tenants.js';
@@ -304,6 +311,49 @@ export const OPERATIONS: readonly Operation[] = [
     auth: 'key',
     params: IdParams,
     responses: { 200: R.EventDetailSchema },
+  },
+
+  // Event-type catalog
+  {
+    route: 'POST /event-types',
+    tag: 'Event types',
+    summary: 'Add an event type to the catalog, with its version 1',
+    description:
+      'A `schema` (JSON Schema, the subset in docs/event-types.md: type, properties, required, additionalProperties, enum, const, items, minItems, maxItems, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength, pattern; annotations such as title, description and format are accepted and not enforced) is checked at ingest: POST /events, /events/batch and postbox.emit refuse a payload that does not satisfy it with 400 naming the JSON path. Any other keyword is refused here. The `example` must satisfy the schema.',
+    auth: 'key',
+    body: CreateEventType,
+    responses: { 201: json('created', R.EventTypeSchema) },
+    errors: [404, 409],
+  },
+  {
+    route: 'GET /event-types',
+    tag: 'Event types',
+    summary: 'List the catalog, newest first',
+    auth: 'key',
+    query: ListEventTypesQuery,
+    responses: { 200: R.pageOf(R.EventTypeSchema) },
+    errors: [404],
+  },
+  {
+    route: 'GET /event-types/:name',
+    tag: 'Event types',
+    summary: 'Read an event type with all its versions (the admin key names `tenant_id`)',
+    auth: 'key',
+    params: EventTypeParams,
+    query: EventTypeScopeQuery,
+    responses: { 200: R.EventTypeSchema },
+  },
+  {
+    route: 'PATCH /event-types/:name',
+    tag: 'Event types',
+    summary: 'Change the description, deprecate, or add a version (latest + 1)',
+    description:
+      'Versions are append-only: `new_version` adds one with its own `schema` and `example`; events that name no version get the latest from then on. `deprecated` is informational (events are still accepted).',
+    auth: 'key',
+    params: EventTypeParams,
+    query: EventTypeScopeQuery,
+    body: UpdateEventType,
+    responses: { 200: R.EventTypeSchema },
   },
 
   // Deliveries and dead letters

@@ -14,7 +14,7 @@ export const EventType = v.pipe(
 );
 
 /** What a producer may send: postbox.* is Postbox's own (operational notices), so a receiver can trust it. */
-const ProducerEventType = v.pipe(
+export const ProducerEventType = v.pipe(
   EventType,
   v.check((t: string) => !isOperationalEventType(t), 'postbox.* event types are reserved for Postbox itself'),
 );
