@@ -2,7 +2,7 @@
  * What the engine's statements changed beyond single attempts, told to the logs and the engine's hooks:
  * a breaker opening, reopening or closing, a webhook disabled automatically, a tenant's DLQ crossing
  * max_dlq_size (decided by the recorder's statement once per change, not per delivery, so each is one
- * log line), and rescued deliveries the claim dead-lettered.
+ * log line), rescued deliveries the claim dead-lettered, and those a late 2xx took out of the DLQ again.
  */
 import type { Logger } from '../logger.js';
 import type { DeadLettered, RecordSummary } from '../queries/deliveries.js';
@@ -11,7 +11,7 @@ import type { DeliveryEngineHooks } from './hooks.js';
 export function reportHealth(
   logger: Logger,
   summary: RecordSummary,
-  hooks: Pick<DeliveryEngineHooks, 'onWebhookHealth' | 'onDlqOverLimit'>,
+  hooks: Pick<DeliveryEngineHooks, 'onWebhookHealth' | 'onDlqOverLimit' | 'onRevived'>,
 ): void {
   for (const c of summary.webhookChanges) {
     const ids = {
@@ -39,8 +39,20 @@ export function reportHealth(
       dlq_size: d.size,
       max_dlq_size: d.limit,
     });
+  // A worker slow past its lease (not dead): the rescue had dead-lettered its last attempt, then its
+  // 2xx arrived. Rare and worth seeing: it means leases are shorter than this worker's stalls.
+  for (const d of summary.revived)
+    logger.warn('late success revived a dead-lettered delivery', {
+      delivery_id: d.id,
+      event_id: d.eventId,
+      webhook_id: d.webhookId,
+      tenant_id: d.tenantId,
+      attempt: d.attempts,
+      outcome: 'succeeded',
+    });
   if (summary.webhookChanges.length > 0) hooks.onWebhookHealth?.(summary.webhookChanges);
   if (summary.dlqOverLimit.length > 0) hooks.onDlqOverLimit?.(summary.dlqOverLimit);
+  if (summary.revived.length > 0) hooks.onRevived?.(summary.revived);
 }
 
 /** Rescued deliveries the claim dead-lettered: their lost attempts used up the retry policy. */

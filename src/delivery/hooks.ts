@@ -8,6 +8,7 @@ import type {
   DeadLettered,
   DlqOverLimit,
   RecordSummary,
+  RevivedDelivery,
   WebhookHealthChange,
 } from '../queries/deliveries.js';
 
@@ -25,4 +26,6 @@ export interface DeliveryEngineHooks {
   onWebhookHealth?: (changes: readonly WebhookHealthChange[]) => void;
   /** Tenants whose DLQ just grew past max_dlq_size, once per crossing (also logged). */
   onDlqOverLimit?: (crossings: readonly DlqOverLimit[]) => void;
+  /** Dead-lettered by a rescue, then succeeded by their slow worker's late 2xx (also logged). */
+  onRevived?: (deliveries: readonly RevivedDelivery[]) => void;
 }

@@ -69,6 +69,8 @@ export interface Metrics {
   webhookHealth(event: WebhookHealthEvent): void;
   /** `n` tenants' DLQs just grew past their max_dlq_size (once per crossing). */
   dlqOverLimit(n: number): void;
+  /** `n` deliveries a rescue had dead-lettered succeeded after all (their slow worker's late 2xx). */
+  deliveriesRevived(n: number): void;
   /** One HTTP request answered; `route` is the matched pattern (routeOf), never the raw path. */
   httpRequest(route: string, method: string, status: number, durationMs: number): void;
   /** The exposition text (collects the queue gauges first). */
@@ -159,6 +161,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: "Times a tenant's DLQ grew past its max_dlq_size (once per crossing; nothing is dropped).",
     registers: [registry],
   });
+  const revived = new Counter({
+    name: 'postbox_deliveries_revived_total',
+    help: 'Deliveries a lease rescue dead-lettered on their last attempt that then succeeded: their worker was slow, not dead, and its late 2xx took them out of the DLQ.',
+    registers: [registry],
+  });
   // Present from the first scrape, so rate() and absent() behave before the first delivery.
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
   for (const event of WEBHOOK_HEALTH_EVENTS) webhookHealth.inc({ event }, 0);
@@ -199,6 +206,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     dlqOverLimit(n) {
       if (n > 0) dlqOverLimit.inc(n);
+    },
+    deliveriesRevived(n) {
+      if (n > 0) revived.inc(n);
     },
     httpRequest(route, method, status, durationMs) {
       const m = KNOWN_METHODS.has(method) ? method : 'OTHER';

@@ -50,11 +50,25 @@ export interface DlqOverLimit {
   limit: number;
 }
 
+/**
+ * A delivery a rescue dead-lettered on its last attempt (its worker was slow, not dead) whose late 2xx
+ * arrived: now succeeded and out of the DLQ.
+ */
+export interface RevivedDelivery {
+  id: string;
+  tenantId: string;
+  webhookId: string;
+  eventId: string;
+  attempts: number;
+}
+
 export interface RecordSummary {
   /** Deliveries whose state changed (the rest were no longer ours: rescued, cancelled, deleted). */
   updated: number;
   /** Deliveries that went to the dead letter queue. */
   dead: number;
+  /** Deliveries taken out of the DLQ by a late 2xx (not counted in `updated`). */
+  revived: RevivedDelivery[];
   webhookChanges: WebhookHealthChange[];
   dlqOverLimit: DlqOverLimit[];
 }
@@ -74,7 +88,9 @@ export interface RecordSummary {
  *   a 2xx closes it, a failure reopens it with a doubled cool-down. A 410 answer, or failing for
  *   autoDisableAfterMs, disables the webhook with a reason and an audit row (actor system), parking
  *   its pending deliveries. Interrupted attempts (our shutdown) are left out of all of this;
- * - per tenant whose DLQ grew: whether it just crossed max_dlq_size (nothing is dropped).
+ * - per tenant whose DLQ grew: whether it just crossed max_dlq_size (nothing is dropped);
+ * - a late result of an attempt a rescue recorded as lost replaces the placeholder; a late 2xx for a
+ *   delivery that rescue dead-lettered on that attempt makes it succeeded and removes its DLQ row.
  *
  * Webhook rows are locked in id order before any delivery row is touched (the `calc` guard in `done`),
  * the order DELETE /webhooks and PATCH use too, so concurrent recorders and API calls cannot deadlock.
@@ -87,7 +103,7 @@ export async function recordResults(
   results: readonly AttemptResult[],
   policy: HealthPolicy,
 ): Promise<RecordSummary> {
-  if (results.length === 0) return { updated: 0, dead: 0, webhookChanges: [], dlqOverLimit: [] };
+  if (results.length === 0) return { updated: 0, dead: 0, revived: [], webhookChanges: [], dlqOverLimit: [] };
   const col = <K extends keyof AttemptResult>(k: K) => results.map((r) => r[k]);
   // Prepared per connection; every table is reached by primary key or a partial index whatever the
   // statistics say (= ANY(ARRAY(...)), correlated subqueries), so a generic plan costed on an empty
@@ -260,13 +276,30 @@ WITH r AS (
    -- before r's own start: a lease apart at most, give or take clock skew) prunes the probe to a day or
    -- two of partitions at run time. As a plain join the planner, costing every partition, would pick
    -- a scan of them all.
-   SELECT p.id, p.started_at
+   SELECT p.id, p.started_at, r.id AS delivery_id, r.attempt, r.outcome, r.status_code
      FROM r CROSS JOIN LATERAL (
        SELECT a.id, a.started_at FROM delivery_attempts a
         WHERE a.delivery_id = r.id AND a.attempt = r.attempt AND a.error = $11
           AND a.started_at > r.started_at - interval '1 day' AND a.started_at < r.started_at + interval '1 day'
         LIMIT 1) p
     WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = r.id)
+), revived AS (
+   -- A late 2xx for a delivery the rescuer dead-lettered on this very attempt (failed by the claim with
+   -- the lost-attempt error, attempts still at this attempt, its placeholder found): the receiver got
+   -- it, so the delivery succeeded and leaves the DLQ. A late failure changes nothing (it was dead
+   -- either way). Disjoint from \`done\` (in_flight there, failed here) and so from \`dead\`, which reads
+   -- \`done\`: every CTE sees the same snapshot, so no row may be modified by two of them.
+   UPDATE deliveries d
+      SET status = 'succeeded', completed_at = now(), last_status_code = l.status_code, last_error = NULL,
+          updated_at = now()
+     FROM lost l
+    WHERE d.id = ANY (ARRAY(SELECT delivery_id FROM lost WHERE outcome = 'succeeded'))
+      AND d.id = l.delivery_id AND l.outcome = 'succeeded'
+      AND d.status = 'failed' AND d.attempts = l.attempt AND d.last_error = $11
+      AND (SELECT count(*) FROM calc) >= 0 -- webhook locks first, as in \`done\`
+    RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.attempts
+), undead AS (
+   DELETE FROM dead_letter_queue q WHERE q.delivery_id = ANY (ARRAY(SELECT id FROM revived))
 ), promoted AS (
    -- A FIFO head that finished (succeeded or into the DLQ) makes the next row of its queue due now
    -- (deliveries_fifo_head_idx), so the metrics count it as due and age it. The claim would take it
@@ -304,6 +337,10 @@ WITH r AS (
 )
 SELECT (SELECT count(*) FROM done)::int AS updated,
        (SELECT count(*) FROM dead)::int AS dead,
+       (SELECT coalesce(json_agg(json_build_object(
+                 'id', v.id, 'tenantId', v.tenant_id, 'webhookId', v.webhook_id, 'eventId', v.event_id,
+                 'attempts', v.attempts)), '[]')
+          FROM revived v) AS revived,
        (SELECT coalesce(json_agg(json_build_object(
                  'webhookId', c.id, 'tenantId', c.tenant_id, 'breaker', c.transition,
                  'breakerOpenUntil', c.open_until, 'consecutiveFailures', c.cf, 'disabled', c.disable)), '[]')

@@ -20,6 +20,7 @@ export function deliveryMetricsHooks(metrics: Metrics): DeliveryEngineHooks {
       }
     },
     onDlqOverLimit: (crossings) => metrics.dlqOverLimit(crossings.length),
+    onRevived: (revived) => metrics.deliveriesRevived(revived.length),
     onAttempt: (delivery, result) => {
       // Lag ends when the receiver answered: the attempt's start plus its duration.
       const answeredAt = result.startedAt.getTime() + result.durationMs;

@@ -27,6 +27,7 @@ const NAMED = [
   'postbox_http_request_duration_seconds',
   'postbox_claim_batch_size',
   'postbox_claim_duration_seconds',
+  'postbox_deliveries_revived_total',
   'postbox_attempt_partitions_ahead_seconds',
   'postbox_attempt_partition_default_rows',
   'process_cpu_seconds_total',
