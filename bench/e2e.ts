@@ -16,11 +16,14 @@
  *   BENCH_EVENT_BYTES=1024 (default)                     # size of each event's JSON (type + payload)
  *   BENCH_DATABASE_URL=postgres://... npm run bench:e2e  # an existing server instead of embedded
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:e2e   # profile Postbox
+ *   BENCH_TRACING=otlp npm run bench:e2e                 # OpenTelemetry on: every Postbox process
+ *                  # exports its spans to an OTLP sink here (OTEL_EXPORTER_OTLP_ENDPOINT)
  *
  * Loopback only, bounded in time, stops by itself. LOG_LEVEL is Postbox's default (info) unless set.
  */
 import autocannon from 'autocannon';
 import { CpuMeter, perUnit, processCpuUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
+import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { startReceiver, type Receiver } from './lib/receiver.js';
 import {
   api,
@@ -46,6 +49,7 @@ const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
 const ORDERING = process.env.BENCH_ORDERING ?? 'none'; // 'fifo': the webhooks deliver one at a time, in order
 // A preload is drained by a worker process of its own, so its CPU is the delivery path's alone.
 const SPLIT = process.env.BENCH_SPLIT === '1' || PRELOAD > 0;
+const TRACING = process.env.BENCH_TRACING === 'otlp';
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const until = async (done: () => boolean, deadline: number) => {
@@ -63,6 +67,7 @@ function settings() {
     event_bytes: EVENT_BYTES,
     processes: SPLIT ? 'api + worker' : 'all',
     log_level: process.env.LOG_LEVEL ?? 'info',
+    tracing: TRACING ? 'otlp (local sink)' : 'off',
   };
 }
 
@@ -222,6 +227,12 @@ async function timedIngest(
 async function main(): Promise<void> {
   const db = await startDatabase();
   const receiver = await startReceiver();
+  let sink: OtlpSink | undefined;
+  if (TRACING) {
+    sink = await startOtlpSink();
+    // The Postbox processes inherit the environment.
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = sink.url;
+  }
   const processes: Record<string, PostboxProcess> = {};
   try {
     const first = await startPostbox(db.url, SPLIT ? 'api' : 'all');
@@ -246,9 +257,11 @@ async function main(): Promise<void> {
       Object.assign(out, result);
       if (!complete) process.exitCode = 1;
     }
+    if (sink) out.otlp = sink.received;
     console.log(JSON.stringify(out));
   } finally {
     await Promise.all(Object.values(processes).map((p) => p.stop()));
+    await sink?.close();
     await receiver.close();
     await db.stop();
   }

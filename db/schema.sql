@@ -895,7 +895,7 @@ COMMENT ON COLUMN public.events.received_at IS 'When Postbox stored the event; d
 
 COMMENT ON COLUMN public.events.idempotency_key IS 'Producer-chosen key, unique per tenant: a repeat returns the first answer and queues nothing.';
 
-COMMENT ON COLUMN public.events.traceparent IS 'W3C traceparent sent with the event, forwarded on every delivery.';
+COMMENT ON COLUMN public.events.traceparent IS 'W3C trace context of the event, forwarded on its deliveries. While Postbox traces (OTEL_EXPORTER_OTLP_ENDPOINT set): the traceparent of its ingest span, a child of the producer''s traceparent when one came (same trace id), so the claim, attempt and record spans of every delivery of the event join that trace. Otherwise the producer''s traceparent as sent (its version-00 part). NULL: none.';
 
 COMMENT ON COLUMN public.events.version IS 'The catalog version of its type the payload was checked against (given by the producer, else the latest); NULL when the type is not in the catalog.';
 

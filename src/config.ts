@@ -72,6 +72,20 @@ const flag = v.pipe(
   v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
 );
 
+const httpUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.url('must be a URL'),
+  v.regex(/^https?:\/\//i, 'must be an http(s) URL'),
+);
+
+// OTLP over HTTP only: the gRPC exporter is another dependency tree, and every collector takes HTTP.
+const otlpProtocol = v.pipe(
+  v.string(),
+  v.trim(),
+  v.picklist(['http/protobuf', 'http/json'], 'must be http/protobuf or http/json (grpc is not supported)'),
+);
+
 const EnvSchema = v.object({
   /** HTTP port of the API and console. */
   PORT: optionalInt(0, 65535, 3000),
@@ -142,6 +156,16 @@ const EnvSchema = v.object({
   WEBHOOK_AUTO_DISABLE_AFTER_MS: optionalInt(1000, 365 * 86_400_000, 5 * 86_400_000),
   /** PostgreSQL pool size of this process. */
   DB_POOL_SIZE: optionalInt(2, 200, 10),
+  /** OTLP/HTTP collector base URL; traces go to <it>/v1/traces. Unset (and no traces endpoint): no tracing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: v.optional(httpUrl),
+  /** Full URL for traces alone; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: v.optional(httpUrl),
+  /** Encoding of the OTLP export. */
+  OTEL_EXPORTER_OTLP_PROTOCOL: v.optional(otlpProtocol, 'http/protobuf'),
+  /** Encoding of the trace export; wins over OTEL_EXPORTER_OTLP_PROTOCOL. */
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: v.optional(otlpProtocol),
+  /** true: no tracing even with an endpoint set. */
+  OTEL_SDK_DISABLED: v.optional(flag, 'false'),
 });
 
 export type Config = v.InferOutput<typeof EnvSchema>;
@@ -156,6 +180,24 @@ export interface HealthPolicy {
   cooldownMaxMs: number;
   /** Failing continuously this long disables the webhook (WEBHOOK_AUTO_DISABLE_AFTER_MS). */
   autoDisableAfterMs: number;
+}
+
+/** Where spans go (OpenTelemetry's standard variables), or undefined: tracing is off. */
+export interface OtlpTarget {
+  /** The traces URL itself (…/v1/traces). */
+  url: string;
+  protocol: 'http/protobuf' | 'http/json';
+}
+
+export function otlpTargetOf(config: Config): OtlpTarget | undefined {
+  if (config.OTEL_SDK_DISABLED) return undefined;
+  // As the OTLP exporter spec says: the signal's own variable is used as is, the base one gets /v1/traces.
+  const url =
+    config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (config.OTEL_EXPORTER_OTLP_ENDPOINT &&
+      `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (!url) return undefined;
+  return { url, protocol: config.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? config.OTEL_EXPORTER_OTLP_PROTOCOL };
 }
 
 export function healthPolicyOf(config: Config): HealthPolicy {

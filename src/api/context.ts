@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { SecretBox } from '../security/secret-box.js';
 
 export interface ApiContext {
@@ -15,6 +16,8 @@ export interface ApiContext {
   adminKeyFile?: string;
   /** This instance's Prometheus registry and recording functions. */
   metrics: Metrics;
+  /** OpenTelemetry tracing (default off): the ingest routes make a span per request. */
+  tracing?: Tracing;
 }
 
 /**

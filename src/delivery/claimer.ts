@@ -44,6 +44,8 @@ export interface ClaimerOptions {
   heldElsewhere: () => number;
   /** Called after each claim (metrics). */
   onClaim?: (claimed: number, durationMs: number) => void;
+  /** Called with the rows of each claim that took any, and when its statement ran (epoch ms): spans. */
+  onClaimedRows?: (rows: readonly ClaimedDelivery[], startedAt: number, endedAt: number) => void;
   /** Rescued deliveries the claim dead-lettered because their lost attempts used up the policy. */
   onDeadLettered?: (deliveries: DeadLettered[]) => void;
 }
@@ -181,7 +183,9 @@ export class Claimer {
       return;
     }
     const { deliveries: rows, deadLettered: dead } = result;
-    this.o.onClaim?.(rows.length, Date.now() - this.lastClaimAt);
+    const endedAt = Date.now();
+    this.o.onClaim?.(rows.length, endedAt - this.lastClaimAt);
+    if (rows.length > 0) this.o.onClaimedRows?.(rows, this.lastClaimAt, endedAt);
     if (dead.length > 0) this.o.onDeadLettered?.(dead);
     this.scanFrom = result.scanNext;
     this.fifoScanFrom = result.fifoScanNext;

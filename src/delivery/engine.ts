@@ -10,6 +10,8 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { DEFAULT_HEALTH_POLICY, healthPolicyOf, type Config, type HealthPolicy } from '../config.js';
 import type { Logger } from '../logger.js';
+import { DeliverySpans } from '../observability/spans.js';
+import type { Tracing } from '../observability/tracing.js';
 import { releaseClaims } from '../queries/deliveries.js';
 import type { SecretBox } from '../security/secret-box.js';
 import { Claimer } from './claimer.js';
@@ -53,6 +55,8 @@ export interface DeliveryEngineOptions {
   /** Circuit breaker and automatic disabling (default DEFAULT_HEALTH_POLICY). */
   health?: HealthPolicy;
   hooks?: DeliveryEngineHooks;
+  /** Spans for each claim, attempt and record (default: none). */
+  tracing?: Tracing;
 }
 
 export interface DeliveryEngine {
@@ -96,6 +100,8 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     maxFreeSocketsPerHost: Math.min(o.concurrency, 256),
   });
   const sender = new Sender({ agents, secretBox: o.secretBox });
+  // Undefined unless tracing is on: the engine then does no span work at all.
+  const spans = o.tracing?.enabled ? new DeliverySpans(o.tracing.tracer) : undefined;
 
   // eslint-disable-next-line prefer-const -- the claimer and recorder refer to each other
   let claimer: Claimer;
@@ -106,7 +112,8 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     maxBatch: o.recordBatchSize ?? 500,
     flushIntervalMs: o.recordFlushMs ?? 5,
     health: o.health ?? DEFAULT_HEALTH_POLICY,
-    onFlushed: (results, summary) => {
+    onFlushed: (results, summary, timing) => {
+      spans?.recorded(results, timing.startedAt, timing.endedAt);
       hooks.onRecorded?.(results, summary);
       reportHealth(logger, summary, hooks);
       claimer.released(results); // their slots are free now, here and in the database's counts
@@ -121,10 +128,11 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     batchSize: o.claimBatchSize,
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollIntervalMs,
-    execute: createExecutor({ sender, recorder, logger, hooks }),
+    execute: createExecutor({ sender, recorder, logger, hooks, spans }),
     // Up to `concurrency` unwritten results are free; beyond that they hold claim slots (backpressure).
     heldElsewhere: () => Math.max(0, recorder.pending - o.concurrency),
     onClaim: hooks.onClaim,
+    ...(spans ? { onClaimedRows: spans.claimed.bind(spans) } : {}),
     onDeadLettered: (dead) => reportDeadLettered(logger, dead, hooks),
   });
 

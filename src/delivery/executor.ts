@@ -5,6 +5,7 @@
 import type { Logger } from '../logger.js';
 import type { ClaimedDelivery } from '../queries/deliveries.js';
 import { deliveryLogFields } from '../observability/log-context.js';
+import type { DeliverySpans } from '../observability/spans.js';
 import type { DeliveryEngineHooks } from './hooks.js';
 import { outcomeOf } from './outcome.js';
 import type { Recorder } from './recorder.js';
@@ -15,24 +16,35 @@ export interface ExecutorDeps {
   recorder: Pick<Recorder, 'add'>;
   logger: Logger;
   hooks: Pick<DeliveryEngineHooks, 'onAttempt'>;
+  /** Present only while tracing is enabled: then each attempt is a span. */
+  spans?: DeliverySpans | undefined;
 }
 
 export type Execute = (delivery: ClaimedDelivery, signal: AbortSignal) => Promise<void>;
 
-export function createExecutor({ sender, recorder, logger, hooks }: ExecutorDeps): Execute {
+export function createExecutor({ sender, recorder, logger, hooks, spans }: ExecutorDeps): Execute {
   return async (delivery, signal) => {
-    const sent = await sender.send(delivery, signal);
+    const span = spans?.attempt(delivery);
+    // An event that carried a trace context gets it forwarded (contract section 4); while Postbox
+    // traces, as the attempt span's, so the receiver's own spans hang under this attempt.
+    const sent = await sender.send(
+      span && delivery.traceparent ? { ...delivery, traceparent: span.traceparent } : delivery,
+      signal,
+    );
     // Aborted by shutdown before the request was out: released with its attempt number given back.
-    if (sent.aborted && !sent.requestSent) return;
+    if (sent.aborted && !sent.requestSent) return span?.released();
     let result = outcomeOf(delivery, sent);
     // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
     // number kept), but due again at once for another worker.
     // It says nothing about the receiver: the breaker leaves it out.
     if (sent.aborted)
       result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
+    span?.end(result);
     recorder.add(result, delivery.fifoNext);
     hooks.onAttempt?.(delivery, result);
-    // One line per attempt; never the payload, the URL's secrets or the signing secret.
+    // One line per attempt; never the payload, the URL's secrets or the signing secret. Its fields are
+    // built only when the line is written (LOG_LEVEL=warn skips parsing the traceparent every attempt).
+    if (!logger.isInfoEnabled()) return;
     logger.info('delivery attempt', {
       // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
       ...deliveryLogFields(delivery),

@@ -23,8 +23,15 @@ export interface RecorderOptions {
   flushIntervalMs: number;
   /** Breaker and auto-disable thresholds, applied in the same statement as the results. */
   health: HealthPolicy;
-  /** Called after each successful flush with what it wrote (metrics, freeing claim slots). */
-  onFlushed?: (results: readonly AttemptResult[], summary: RecordSummary) => void;
+  /**
+   * Called after each successful flush with what it wrote (metrics, freeing claim slots) and when its
+   * statement ran (epoch ms).
+   */
+  onFlushed?: (
+    results: readonly AttemptResult[],
+    summary: RecordSummary,
+    timing: { startedAt: number; endedAt: number },
+  ) => void;
 }
 
 const RETRY_MIN_MS = 100;
@@ -111,9 +118,10 @@ export class Recorder {
 
   private async write(batch: AttemptResult[]): Promise<void> {
     try {
+      const startedAt = Date.now();
       const summary = await recordResults(this.o.pool, this.o.workerId, batch, this.o.health);
       this.failures = 0;
-      this.o.onFlushed?.(batch, summary);
+      this.o.onFlushed?.(batch, summary, { startedAt, endedAt: Date.now() });
     } catch (err) {
       this.failures++;
       // Put the batch back in front: these are older than anything added meanwhile.

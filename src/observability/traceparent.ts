@@ -3,6 +3,8 @@
  * an event and forwarded on its deliveries. An invalid header is ignored, as the spec asks of
  * receivers, never an error: tracing must not make ingest fail.
  */
+import type { SpanContext } from '@opentelemetry/api';
+
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const VERSION_00_LENGTH = 55;
 
@@ -19,4 +21,18 @@ export function parseTraceparent(header: string | string[] | undefined): string 
   if (version === '00' && rest !== undefined) return undefined;
   if (/^0+$/.test(traceId!) || /^0+$/.test(parentId!)) return undefined;
   return header.slice(0, VERSION_00_LENGTH);
+}
+
+/** The span context a valid traceparent names (remote: it came from elsewhere), or undefined. */
+export function spanContextOf(traceparent: string | null | undefined): SpanContext | undefined {
+  const valid = parseTraceparent(traceparent ?? undefined);
+  if (!valid) return undefined;
+  const [, traceId, spanId, flags] = valid.split('-');
+  // Only the sampled bit is defined by the spec; other bits are not ours to forward.
+  return { traceId: traceId!, spanId: spanId!, traceFlags: parseInt(flags!, 16) & 1, isRemote: true };
+}
+
+/** The version-00 traceparent of a span context. */
+export function traceparentOf(ctx: SpanContext): string {
+  return `00-${ctx.traceId}-${ctx.spanId}-${(ctx.traceFlags & 1).toString(16).padStart(2, '0')}`;
 }

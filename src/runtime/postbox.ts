@@ -14,6 +14,8 @@ import { deliveryEngineOptions, startDeliveryEngine, type DeliveryEngine } from 
 import { startMaintenance } from '../maintenance/scheduler.js';
 import { startNoticeFlusher, type NoticeFlusher } from '../operational/notice-flusher.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
+import { USER_AGENT } from '../delivery/sender.js';
 import { deliveryMetricsHooks } from './delivery-metrics.js';
 import { apiKeyPrefix, hashApiKey } from '../security/api-keys.js';
 import { registerBootstrapKey } from '../queries/api-keys.js';
@@ -30,10 +32,32 @@ export interface Postbox {
   engine?: DeliveryEngine;
   /** Prometheus registry and recording functions of this instance (served at GET /metrics). */
   metrics: Metrics;
+  /** OpenTelemetry tracing of this instance (TRACING_OFF unless configured). */
+  tracing: Tracing;
   stop(): Promise<void>;
 }
 
-export async function startPostbox(config: Config, logger: Logger): Promise<Postbox> {
+export interface StartOptions {
+  /** Tracing to use instead of the one the configuration implies (tests: an in-memory exporter). */
+  tracing?: Tracing;
+}
+
+/** Spans still buffered at shutdown get this long to reach the collector; an absent one cannot hold the stop up. */
+const TRACE_FLUSH_MS = 3000;
+
+export async function startPostbox(
+  config: Config,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<Postbox> {
+  // First, before anything holding resources: tracing holds none (no timer) until a span is made.
+  const tracing =
+    options.tracing ?? (await startTracing(config, { version: USER_AGENT.replace('Postbox/', '') }));
+  if (tracing.target)
+    logger.info('tracing: spans are exported over OTLP', {
+      endpoint: withoutCredentials(tracing.target.url),
+      protocol: tracing.target.protocol,
+    });
   const keys = loadSecretsKeys(config);
   const secretBox = new SecretBox(keys.current, keys.previous);
   const admin = loadAdminKey(config);
@@ -74,6 +98,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
         adminKeyHash: hashApiKey(admin.key),
         ...(admin.file ? { adminKeyFile: admin.file } : {}),
         metrics,
+        tracing,
       });
     }
 
@@ -90,6 +115,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
       engine = await startDeliveryEngine({
         ...deliveryEngineOptions(config, { pool, databaseUrl, secretBox, logger }),
         hooks: deliveryMetricsHooks(metrics),
+        tracing,
       });
     }
   } catch (err) {
@@ -97,6 +123,7 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     await maintenance?.stop(0).catch(() => {});
     await pool?.end().catch(() => {});
     await embedded?.stop().catch(() => {});
+    await tracing.shutdown().catch(() => {});
     throw err;
   }
   const startedPool = pool;
@@ -107,12 +134,39 @@ export async function startPostbox(config: Config, logger: Logger): Promise<Post
     pool: startedPool,
     databaseUrl,
     metrics,
+    tracing,
     async stop() {
       // The engine and maintenance before the pool: both still write through it. Side by side, so
       // the process stays within one grace period.
       await Promise.all([engine?.stop(), maintenance?.stop(config.SHUTDOWN_GRACE_MS), notices?.stop()]);
       await startedPool.end();
+      await flushTraces(tracing, logger);
       await embedded?.stop();
     },
   };
+}
+
+/** Exports the spans still buffered, within TRACE_FLUSH_MS; a failure is logged, never thrown. */
+async function flushTraces(tracing: Tracing, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      tracing.shutdown(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not done within ${TRACE_FLUSH_MS} ms`)), TRACE_FLUSH_MS);
+      }),
+    ]);
+  } catch (err) {
+    logger.warn('exporting the last spans failed', { error: (err as Error).message });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A URL fit for a log line: user and password left out. */
+function withoutCredentials(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.toString();
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
-import { startPostbox, type Postbox } from '../../src/runtime/postbox.js';
+import { startPostbox, type Postbox, type StartOptions } from '../../src/runtime/postbox.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
@@ -44,8 +44,9 @@ export interface TestApp {
 export async function startTestApp(
   env: Record<string, string> = {},
   logger: Logger = silentLogger(),
+  start: StartOptions = {},
 ): Promise<TestApp> {
-  return startTestAppOn(await createTestDatabase(), env, true, logger);
+  return startTestAppOn(await createTestDatabase(), env, true, logger, start);
 }
 
 /**
@@ -57,6 +58,7 @@ export async function startTestAppOn(
   env: Record<string, string> = {},
   ownsDatabase = false,
   logger: Logger = silentLogger(),
+  start: StartOptions = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'postbox-test-data-'));
   const config = loadConfig({
@@ -68,7 +70,7 @@ export async function startTestAppOn(
     LOG_LEVEL: 'error',
     ...env,
   });
-  const postbox = await startPostbox(config, logger);
+  const postbox = await startPostbox(config, logger, start);
   const server: Server = createServer(postbox.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

@@ -40,7 +40,8 @@ import { HealthQuery, StatsParams, StatsQuery, TenantUsageQuery } from '../route
 import { RecoverBody, TestSendBody } from '../routes/webhook-actions.js';
 
 const json = (description: string, schema: v.GenericSchema) => ({ description, schema });
-const TRACEPARENT = 'W3C trace context; delivered to receivers as `traceparent`.';
+const TRACEPARENT =
+  'W3C trace context; delivered to receivers as `traceparent` (while Postbox traces: the delivery attempt span’s, in the same trace).';
 
 export const OPERATIONS: readonly Operation[] = [
   // Health and documents (no key)

@@ -2,7 +2,8 @@
  * Events: ingest one (POST /events) or many (POST /events/batch) through the same path, and read
  * them back. Everything is validated before anything is written; the write is one statement.
  */
-import { Router, type Request, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { Span } from '@opentelemetry/api';
 import type { ApiContext } from '../context.js';
 import { listScope, readScope, tenantScope } from '../middleware/auth.js';
 import { idCursor, page } from '../pagination.js';
@@ -19,7 +20,9 @@ import type { EventDeliveryJson, EventJson, IngestAnswerJson } from '../response
 import * as v from 'valibot';
 import { acceptEvents } from '../../ingest/accept.js';
 import { serializePayload, type EventInput, type IngestResult } from '../../ingest/ingest.js';
-import { parseTraceparent } from '../../observability/traceparent.js';
+import { ATTR, endIngestSpan, startIngestSpan } from '../../observability/spans.js';
+import { parseTraceparent, traceparentOf } from '../../observability/traceparent.js';
+import type { Tracing } from '../../observability/tracing.js';
 import {
   getEvent,
   listEventDeliveries,
@@ -85,10 +88,35 @@ function toEventInput(req: Request, body: EventBodyInput, prefix: string, tracep
   };
 }
 
+/**
+ * While tracing is on, the request's span (first, so it times authentication and parsing too); ended
+ * with the answer. Off: nothing, not even a no-op span.
+ */
+function ingestSpan(tracing: Tracing | undefined, route: '/events' | '/events/batch'): RequestHandler[] {
+  if (!tracing?.enabled) return [];
+  return [
+    (req, res, next) => {
+      const span = startIngestSpan(tracing.tracer, route, req.headers.traceparent);
+      res.locals.ingestSpan = span;
+      res.once('close', () => endIngestSpan(span, res.statusCode));
+      next();
+    },
+  ];
+}
+
+/**
+ * The trace context stored with the events: the ingest span's while tracing is on (a child of the
+ * producer's traceparent, same trace), so their delivery spans join its trace; else the producer's.
+ */
+function eventTraceparent(req: Request, res: Response): string | undefined {
+  const span = res.locals.ingestSpan as Span | undefined;
+  return span ? traceparentOf(span.spanContext()) : parseTraceparent(req.headers.traceparent);
+}
+
 export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
   const router = Router();
 
-  router.post('/events', ...guard, async (req, res) => {
+  router.post('/events', ...ingestSpan(ctx.tracing, '/events'), ...guard, async (req, res) => {
     const body = parseInput(EventBody, req.body, 'event');
     const header = idempotencyHeader(req);
     if (header !== undefined && body.idempotency_key !== undefined && header !== body.idempotency_key)
@@ -99,22 +127,28 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       req,
       { ...body, idempotency_key: body.idempotency_key ?? header },
       '',
-      parseTraceparent(req.headers.traceparent),
+      eventTraceparent(req, res),
     );
     const [result] = await acceptEvents(ctx, [event], req.requestId);
+    (res.locals.ingestSpan as Span | undefined)?.setAttributes({
+      [ATTR.eventId]: result!.event_id,
+      [ATTR.tenantId]: event.tenantId,
+    });
     res.status(result!.created ? 202 : 200).json(answerJson(result!));
   });
 
-  router.post('/events/batch', ...guard, async (req, res) => {
+  router.post('/events/batch', ...ingestSpan(ctx.tracing, '/events/batch'), ...guard, async (req, res) => {
     const body = parseInput(BatchBody, req.body, 'batch');
     // One header cannot key many events; ignoring it would let a producer believe it is protected.
     if (req.headers['idempotency-key'] !== undefined)
       throw AppError.validation('Idempotency-Key header is not used by /events/batch', [
         { path: 'Idempotency-Key', message: 'set idempotency_key on each event instead' },
       ]);
-    const traceparent = parseTraceparent(req.headers.traceparent);
+    const traceparent = eventTraceparent(req, res);
     const events = body.events.map((e, i) => toEventInput(req, e, `events.${i}.`, traceparent));
     const results = await acceptEvents(ctx, events, req.requestId);
+    // One span for the request: its events are found by their stored traceparent, not listed here.
+    (res.locals.ingestSpan as Span | undefined)?.setAttribute(ATTR.eventCount, results.length);
     res.status(202).json({ data: results.map(answerJson) });
   });
 

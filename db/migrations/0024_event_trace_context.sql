@@ -1,0 +1,2 @@
+-- Hand-written: what events.traceparent holds now that Postbox makes spans of its own (docs/observability.md, "Tracing").
+COMMENT ON COLUMN events.traceparent IS 'W3C trace context of the event, forwarded on its deliveries. While Postbox traces (OTEL_EXPORTER_OTLP_ENDPOINT set): the traceparent of its ingest span, a child of the producer''s traceparent when one came (same trace id), so the claim, attempt and record spans of every delivery of the event join that trace. Otherwise the producer''s traceparent as sent (its version-00 part). NULL: none.';
