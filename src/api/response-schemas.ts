@@ -124,7 +124,18 @@ export const EventSchema = v.strictObject({
   id: Id,
   tenant_id: Id,
   type: v.string(),
-  payload: v.unknown(),
+  payload: v.pipe(
+    v.unknown(),
+    v.description(
+      "the producer's payload; null either when the producer sent null or when retention removed it (payload_removed tells which)",
+    ),
+  ),
+  payload_removed: v.pipe(
+    v.boolean(),
+    v.description(
+      'true when retention (RETENTION_PAYLOAD_DAYS) removed the payload: payload is then null, and a replay of its deliveries answers 409',
+    ),
+  ),
   timestamp: Time,
   idempotency_key: nullable(v.string()),
   traceparent: nullable(v.string()),

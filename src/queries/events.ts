@@ -81,14 +81,18 @@ export interface EventRow {
   id: string;
   tenantId: string;
   type: string;
+  /** null both for a producer's JSON null and for a payload retention removed: see payloadRemoved. */
   payload: unknown;
+  /** Retention (RETENTION_PAYLOAD_DAYS) emptied the column (SQL NULL; a JSON null is a jsonb value). */
+  payloadRemoved: boolean;
   occurredAt: Date;
   receivedAt: Date;
   idempotencyKey: string | null;
   traceparent: string | null;
 }
 
-const EVENT_COLUMNS = `id, tenant_id AS "tenantId", type, payload, occurred_at AS "occurredAt",
+const EVENT_COLUMNS = `id, tenant_id AS "tenantId", type, payload, payload IS NULL AS "payloadRemoved",
+  occurred_at AS "occurredAt",
   received_at AS "receivedAt", idempotency_key AS "idempotencyKey", traceparent`;
 
 export async function getEvent(

@@ -6,6 +6,8 @@ import { DELIVERIES_CHANNEL } from '../../src/queries/notify.js';
 import { INGEST_EVENTS_SQL, ingestParams } from '../../src/queries/events.js';
 import { newId } from '../../src/ids.js';
 import { DeliveryWakeup } from '../../src/ingest/wakeup.js';
+import { runRetention } from '../../src/maintenance/retention.js';
+import { v7 } from 'uuid';
 
 type Tenant = { id: string; apiKey: string };
 let app: TestApp;
@@ -78,6 +80,7 @@ describe('POST /events', () => {
       tenant_id: tenant.id,
       type: 'user.signed_up',
       payload: { user: 1 },
+      payload_removed: false,
       timestamp: expect.any(String),
       idempotency_key: null,
       traceparent: null,
@@ -529,6 +532,7 @@ describe('GET /events', () => {
       tenant_id: tenant.id,
       type: 'r.one',
       payload: { type: 'r.one' },
+      payload_removed: false,
       timestamp: expect.any(String),
       idempotency_key: null,
       traceparent: null,
@@ -586,6 +590,32 @@ describe('GET /events', () => {
         created_at: expect.any(String),
         completed_at: null,
       },
+    ]);
+  });
+
+  it('tells a payload removed by retention from a JSON null payload', async () => {
+    const t = await app.createTenant('retained');
+    const jsonNull = (await postEvent(t, { type: 'r.null', payload: null })).body.event_id;
+    // Received ten days ago (with the UUIDv7 id it would have had), then past RETENTION_PAYLOAD_DAYS 7.
+    const tenDaysAgo = Date.now() - 10 * 86_400_000;
+    const aged = v7({ msecs: tenDaysAgo });
+    await app.db.pool.query(
+      `INSERT INTO events (id, tenant_id, type, payload, occurred_at, received_at)
+       VALUES ($1, $2, 'r.aged', '{"order": 1}', $3, $3)`,
+      [aged, t.id, new Date(tenDaysAgo)],
+    );
+    const days = 3650;
+    const policy = { recordDays: days, payloadDays: 7, attemptDays: days, dlqDays: days, auditDays: days };
+    expect(await runRetention(app.db.pool, { policy, batchSize: 100 })).toMatchObject({ payloads: 1 });
+
+    const removed = await app.request('GET', `/events/${aged}`, { key: t.apiKey });
+    expect(removed.body).toMatchObject({ payload: null, payload_removed: true });
+    const kept = await app.request('GET', `/events/${jsonNull}`, { key: t.apiKey });
+    expect(kept.body).toMatchObject({ payload: null, payload_removed: false });
+    const list = await app.request('GET', '/events', { key: t.apiKey });
+    expect(list.body.data.map((e: any) => [e.id, e.payload, e.payload_removed])).toEqual([
+      [jsonNull, null, false],
+      [aged, null, true],
     ]);
   });
 

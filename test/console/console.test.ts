@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Page } from 'playwright-core';
 import { ADMIN_KEY } from '../helpers/app.js';
 import { useConsole } from '../helpers/console.js';
-import { sqlDeadDelivery, sqlWebhook } from '../helpers/fixtures-sql.js';
+import { sqlDeadDelivery, sqlDelivery, sqlEvent, sqlWebhook } from '../helpers/fixtures-sql.js';
 import { waitFor } from '../helpers/wait.js';
 
 const FAST_FAIL = { max_attempts: 1, initial_delay_ms: 100, max_delay_ms: 100 };
@@ -214,6 +214,43 @@ describe('console', () => {
     await page.evaluate("sessionStorage.setItem('postbox.apiKey', 'pbk_revoked-key')");
     await page.goto(`${ui.app.baseUrl}/console/#/dlq`);
     await page.locator('#login-error', { hasText: 'refused' }).waitFor();
+    await page.close();
+  });
+
+  it('says when retention removed a payload, and shows a JSON null payload as null', async () => {
+    const db = ui.app.db.pool;
+    const hook = await sqlWebhook(db, ui.tenant.id, { eventTypes: ['retained.*'] });
+    const delivered = async (payload: unknown) => {
+      const event = await sqlEvent(db, ui.tenant.id, { type: 'retained.test', payload });
+      const id = await sqlDelivery(db, {
+        tenantId: ui.tenant.id,
+        eventId: event.id,
+        webhookId: hook.id,
+        status: 'succeeded',
+      });
+      return { eventId: event.id, deliveryId: id };
+    };
+    const removed = await delivered({ order: 1 });
+    const jsonNull = await delivered(null);
+    // What retention's payload step does (src/queries/retention.ts), under its switch.
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('postbox.retention', 'on', true)`);
+      await client.query('UPDATE events SET payload = NULL WHERE id = $1', [removed.eventId]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+
+    const page = await ui.openConsole();
+    await ui.logIn(page);
+    await page.goto(`${ui.app.baseUrl}/console/#/deliveries/${removed.deliveryId}`);
+    await expect(page.locator('#payload-removed').innerText()).resolves.toContain('removed by retention');
+    expect(await page.locator('#payload').count()).toBe(0);
+    await page.goto(`${ui.app.baseUrl}/console/#/deliveries/${jsonNull.deliveryId}`);
+    await expect(page.locator('#payload').innerText()).resolves.toBe('null');
+    expect(await page.locator('#payload-removed').count()).toBe(0);
     await page.close();
   });
 

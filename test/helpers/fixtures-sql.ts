@@ -77,7 +77,13 @@ export async function sqlEvent(
   const type = e.type ?? 'order.created';
   await db.query(
     `INSERT INTO events (id, tenant_id, type, payload, occurred_at) VALUES ($1, $2, $3, $4, $5)`,
-    [id, tenantId, type, JSON.stringify(e.payload ?? { n: 1 }), e.occurredAt ?? new Date()],
+    [
+      id,
+      tenantId,
+      type,
+      JSON.stringify(e.payload === undefined ? { n: 1 } : e.payload),
+      e.occurredAt ?? new Date(),
+    ],
   );
   return { id, type };
 }

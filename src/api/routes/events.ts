@@ -40,6 +40,7 @@ export function eventJson(row: EventRow): EventJson {
     tenant_id: row.tenantId,
     type: row.type,
     payload: row.payload,
+    payload_removed: row.payloadRemoved,
     timestamp: row.occurredAt.toISOString(),
     idempotency_key: row.idempotencyKey,
     traceparent: row.traceparent,

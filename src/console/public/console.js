@@ -243,10 +243,20 @@ async function deliveryPage(id) {
     el('h3', {}, 'Attempts'),
     attemptsTable(attempts),
     el('h3', {}, 'Event payload'),
-    event
-      ? el('pre', { class: 'payload', id: 'payload' }, JSON.stringify(event.payload, null, 2))
-      : el('p', { class: 'hint' }, 'The event is not available.'),
+    eventPayload(event),
   ];
+}
+
+/** The payload as JSON; a payload removed by retention says so (its `null` is not the producer's). */
+function eventPayload(event) {
+  if (!event) return el('p', { class: 'hint' }, 'The event is not available.');
+  if (event.payload_removed)
+    return el(
+      'p',
+      { class: 'hint', id: 'payload-removed' },
+      'The payload was removed by retention (RETENTION_PAYLOAD_DAYS); it cannot be sent again.',
+    );
+  return el('pre', { class: 'payload', id: 'payload' }, JSON.stringify(event.payload, null, 2));
 }
 
 async function dlqPage(params) {
