@@ -20,6 +20,52 @@ $$;
 
 COMMENT ON FUNCTION postbox.attempt_partition_name(day date) IS 'Name of the daily partition of delivery_attempts holding the attempts started on that UTC day.';
 
+CREATE FUNCTION postbox.check_envelope(version integer, metadata jsonb, source text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  field text;
+  problem text;
+  k text;
+  val jsonb;
+BEGIN
+  IF version < 1 THEN
+    field := 'version'; problem := 'must be at least 1';
+  ELSIF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
+    field := 'metadata'; problem := 'must be an object of strings';
+  ELSIF source = '' THEN
+    field := 'source'; problem := 'must not be empty';
+  ELSIF length(source) > 100 THEN
+    field := 'source'; problem := 'must be at most 100 characters';
+  ELSIF source ~ '[\x01-\x1f\x7f]' THEN
+    field := 'source'; problem := 'must not contain control characters';
+  END IF;
+  IF field IS NULL AND metadata IS NOT NULL THEN
+    FOR k, val IN SELECT key, value FROM jsonb_each(metadata) LOOP
+      IF length(k) NOT BETWEEN 1 AND 40 OR k ~ '[\x01-\x1f\x7f]' THEN
+        field := 'metadata.' || k; problem := 'is not a valid key: 1-40 characters, no control characters';
+      ELSIF jsonb_typeof(val) <> 'string' THEN
+        field := 'metadata.' || k; problem := 'must be a string';
+      ELSIF length(val #>> '{}') > 500 THEN
+        field := 'metadata.' || k; problem := 'must be at most 500 characters';
+      END IF;
+      EXIT WHEN field IS NOT NULL;
+    END LOOP;
+    IF field IS NULL AND (SELECT count(*) FROM jsonb_object_keys(metadata)) > 50 THEN
+      field := 'metadata'; problem := 'must have at most 50 keys';
+    END IF;
+  END IF;
+  IF field IS NULL THEN
+    RETURN true;
+  END IF;
+  RAISE EXCEPTION '%: %', field, problem
+    USING ERRCODE = 'PB400', COLUMN = field, HINT = 'the event is not valid; nothing was stored';
+END
+$$;
+
+COMMENT ON FUNCTION postbox.check_envelope(version integer, metadata jsonb, source text) IS 'Validates an event''s version (>= 1), metadata (at most 50 string values of at most 500 characters, keys 1-40 characters) and source (1-100 characters) as POST /events does; raises PB400 naming the field (COLUMN).';
+
 CREATE FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $_$
@@ -56,6 +102,35 @@ END
 $_$;
 
 COMMENT ON FUNCTION postbox.check_event(event_type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Validates one event as POST /events does (postbox.* types are reserved); raises SQLSTATE PB400 naming the field (COLUMN) when it is not valid.';
+
+CREATE FUNCTION postbox.check_payload(ord integer, event_type text, given_version integer, catalogued boolean, version integer, schema jsonb, payload jsonb) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+#variable_conflict use_variable
+DECLARE
+  violation text[];
+BEGIN
+  IF given_version IS NOT NULL AND NOT catalogued THEN
+    RAISE EXCEPTION 'version: % is not in the event-type catalog (send no version)', event_type
+      USING ERRCODE = 'PB400', COLUMN = 'version', DETAIL = format('(input row %s)', ord),
+            HINT = 'the event is not valid; nothing was stored';
+  ELSIF given_version IS NOT NULL AND version IS NULL THEN
+    RAISE EXCEPTION 'version: % has no version %', event_type, given_version
+      USING ERRCODE = 'PB400', COLUMN = 'version', DETAIL = format('(input row %s)', ord),
+            HINT = 'the event is not valid; nothing was stored';
+  END IF;
+  violation := postbox.schema_violation(schema, payload, 'payload');
+  IF violation IS NOT NULL THEN
+    RAISE EXCEPTION '%: %', violation[1], violation[2]
+      USING ERRCODE = 'PB400', COLUMN = violation[1],
+            DETAIL = format('The payload does not match the schema of %s version %s (input row %s)', event_type, version, ord),
+            HINT = 'the event is not valid; nothing was stored';
+  END IF;
+  RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION postbox.check_payload(ord integer, event_type text, given_version integer, catalogued boolean, version integer, schema jsonb, payload jsonb) IS 'The catalog''s check of one event at ingest: a named version must exist, and the payload must satisfy the version''s schema (postbox.schema_violation); raises PB400 with COLUMN = the JSON path and DETAIL ending in "(input row N)".';
 
 CREATE FUNCTION postbox.consume_event_quota(tenant uuid, n integer) RETURNS TABLE("limit" integer, "windowStart" bigint, now double precision, granted integer, current integer)
     LANGUAGE plpgsql
@@ -170,7 +245,7 @@ $$;
 
 COMMENT ON FUNCTION postbox.drop_attempt_partition(part regclass) IS 'Drops one daily partition of delivery_attempts (never the default one): how retention deletes a day of attempts.';
 
-CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS uuid
+CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, version integer DEFAULT NULL::integer, metadata jsonb DEFAULT NULL::jsonb, source text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_catalog', 'pg_temp'
     AS $$
@@ -183,6 +258,7 @@ BEGIN
     RAISE EXCEPTION 'tenant_id: must be given' USING ERRCODE = 'PB400', COLUMN = 'tenant_id';
   END IF;
   PERFORM postbox.check_event(type, payload, idempotency_key, occurred_at);
+  PERFORM postbox.check_envelope(version, metadata, source);
   -- The API refuses bodies over BODY_LIMIT_BYTES (default 1 MiB) with 413; emit has no body, so the
   -- default applies to the payload's JSON text.
   IF octet_length(payload::text) > 1048576 THEN
@@ -197,9 +273,11 @@ BEGIN
       USING ERRCODE = 'PB429',
             HINT = format('retry after %s seconds', greatest(1, ceil(quota."windowStart" + 1 - quota."now")));
   END IF;
+  -- The catalog's checks (version, schema) run in ingest, as for POST /events.
   SELECT * INTO answer FROM postbox.ingest(json_build_array(json_build_object(
     'ord', 0, 'id', postbox.uuidv7(), 'tenant_id', tenant_id, 'type', type, 'payload', payload,
-    'occurred_at', occurred_at, 'idempotency_key', idempotency_key)));
+    'occurred_at', occurred_at, 'idempotency_key', idempotency_key, 'version', version,
+    'metadata', metadata, 'source', source)));
   IF answer.created AND cardinality(answer.delivery_ids) > 0 THEN
     PERFORM pg_notify('postbox_deliveries_due', '');
   END IF;
@@ -207,7 +285,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field), PB413 payload over 1 MiB, PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
+COMMENT ON FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text, occurred_at timestamp with time zone, version integer, metadata jsonb, source text) IS 'Queues an event inside the caller''s transaction (the producer-side outbox): same validation, catalog checks (version, JSON Schema), matching, idempotency and quota as POST /events; returns the event id (the first one for a repeated idempotency_key). Errors: PB400 invalid (COLUMN names the field or the payload''s JSON path), PB413 payload over 1 MiB, PB404 unknown tenant, PB429 over quota (HINT says when to retry).';
 
 CREATE FUNCTION postbox.emit_operational(p_tenant uuid, p_type text, p_payload jsonb, p_subject uuid) RETURNS uuid
     LANGUAGE plpgsql
@@ -293,17 +371,27 @@ BEGIN
   RETURN QUERY
   WITH input_rows AS MATERIALIZED (
     SELECT r.ord, r.id, r.tenant_id, r.type, COALESCE(r.payload, 'null'::jsonb) AS payload, r.occurred_at,
-           r.idempotency_key, r.traceparent, postbox.event_type_patterns(r.type) AS patterns
+           r.idempotency_key, r.traceparent, c.version, r.metadata, r.source,
+           postbox.event_type_patterns(r.type) AS patterns
       FROM json_to_recordset(events_json) AS r(
         ord int, id uuid, tenant_id uuid, type text, payload jsonb, occurred_at timestamptz,
-        idempotency_key text, traceparent text)
-     WHERE postbox.check_event(r.type, COALESCE(r.payload, 'null'::jsonb), r.idempotency_key,
-                               r.occurred_at)
+        idempotency_key text, traceparent text, version int, metadata jsonb, source text)
+      -- The catalog (event_types_tenant_name_key): the version named, or the type's latest, and its schema.
+      LEFT JOIN LATERAL (
+        SELECT true AS catalogued, v.version, v.schema
+          FROM event_types t
+          LEFT JOIN event_type_versions v ON v.event_type_id = t.id AND v.version = COALESCE(r.version, t.latest_version)
+         WHERE t.tenant_id = r.tenant_id AND t.name = r.type) c ON true
+     WHERE postbox.check_event(r.type, COALESCE(r.payload, 'null'::jsonb), r.idempotency_key, r.occurred_at)
+       AND postbox.check_envelope(r.version, r.metadata, r.source)
+       AND postbox.check_payload(r.ord, r.type, r.version, COALESCE(c.catalogued, false), c.version, c.schema,
+                                 COALESCE(r.payload, 'null'::jsonb))
   ),
   inserted AS (
-    INSERT INTO events (id, tenant_id, type, payload, occurred_at, idempotency_key, traceparent)
+    INSERT INTO events (id, tenant_id, type, payload, occurred_at, idempotency_key, traceparent, version,
+                        metadata, source)
     SELECT r.id, r.tenant_id, r.type, r.payload, COALESCE(r.occurred_at, now()),
-           r.idempotency_key, r.traceparent
+           r.idempotency_key, r.traceparent, r.version, r.metadata, r.source
       FROM input_rows r
      ORDER BY r.ord
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING

@@ -139,6 +139,12 @@ export const EventSchema = v.strictObject({
   timestamp: Time,
   idempotency_key: nullable(v.string()),
   traceparent: nullable(v.string()),
+  version: v.pipe(
+    nullable(Int),
+    v.description('the catalog version of its type (docs/event-types.md); null: the type is not catalogued'),
+  ),
+  metadata: v.pipe(nullable(v.record(v.string(), v.string())), v.description("the producer's string map")),
+  source: v.pipe(nullable(v.string()), v.description("the producer's name")),
   received_at: Time,
 });
 export type EventJson = v.InferOutput<typeof EventSchema>;

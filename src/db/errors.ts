@@ -6,7 +6,8 @@
  *   conflict (serialization, deadlock, timeout). Nothing the caller sent is wrong: 503 + Retry-After.
  * - invalid_data (class 22) and too_complex (class 54): the caller's value cannot be stored: 400,
  *   naming the field where the caller or the error knows it.
- * - invalid_event: postbox.check_event's own refusal (SQLSTATE PB400, COLUMN = the field): 400.
+ * - invalid_event: an ingest check's own refusal (SQLSTATE PB400, COLUMN = the field or the payload's
+ *   JSON path; a DETAIL ending in "(input row N)" says which event of the input): 400.
  * - unique_violation (23505) and foreign_key_violation (23503): the caller decides (409, 404).
  *
  * Anything else is ours (a bug, a missing table): the error middleware logs it and answers 500.
@@ -17,8 +18,8 @@ export type DbFailure =
   | { kind: 'unavailable'; reason: string; retryAfterSeconds: number }
   | { kind: 'invalid_data'; code: string; column?: string }
   | { kind: 'too_complex'; code: string }
-  /** postbox.check_event refused an event (PB400): its message is ours and names no stored value. */
-  | { kind: 'invalid_event'; field: string; message: string }
+  /** An ingest check refused an event (PB400): its message is ours. `ord`: its position in the input. */
+  | { kind: 'invalid_event'; field: string; message: string; ord?: number }
   | { kind: 'unique_violation'; constraint?: string }
   | { kind: 'foreign_key_violation'; constraint?: string };
 
@@ -65,6 +66,7 @@ const DRIVER_MESSAGES =
 interface ErrorFields {
   code?: unknown;
   message?: unknown;
+  detail?: unknown;
   column?: unknown;
   constraint?: unknown;
 }
@@ -78,7 +80,13 @@ export function classifyDbError(err: unknown): DbFailure | undefined {
   const constraint = typeof e.constraint === 'string' ? e.constraint : undefined;
   if (code === 'PB400') {
     const field = typeof e.column === 'string' ? e.column : 'event';
-    return { kind: 'invalid_event', field, message: message.replace(`${field}: `, '') };
+    const row = typeof e.detail === 'string' ? /\(input row (\d+)\)$/.exec(e.detail) : null;
+    return {
+      kind: 'invalid_event',
+      field,
+      message: message.replace(`${field}: `, ''),
+      ...(row ? { ord: Number(row[1]) } : {}),
+    };
   }
   // Socket codes first: EPIPE has the shape of a SQLSTATE.
   if ((code && SOCKET_CODES.has(code)) || DRIVER_MESSAGES.test(message))
@@ -126,6 +134,8 @@ export interface DbErrorHints {
   field?: string;
   /** What a foreign key names (e.g. 'tenant'): a violation answers 404 for it. */
   referenced?: string;
+  /** Where the event at input position `ord` is in the request (`events.3.` in a batch). */
+  eventPath?: (ord: number) => string;
 }
 
 /** The AppError a database error becomes, or undefined when it is not one the caller caused or can retry. */
@@ -141,8 +151,12 @@ export function dbAppError(err: unknown, hints: DbErrorHints = {}): AppError | u
       return AppError.invalidValue(hints.field ?? failure.column, invalidDataMessage(failure.code));
     case 'too_complex':
       return AppError.invalidValue(hints.field, 'is too large or too deeply nested to store');
-    case 'invalid_event':
-      return AppError.validation('event is not valid', [{ path: failure.field, message: failure.message }]);
+    case 'invalid_event': {
+      const at = failure.ord !== undefined && hints.eventPath ? hints.eventPath(failure.ord) : '';
+      return AppError.validation('event is not valid', [
+        { path: at + failure.field, message: failure.message },
+      ]);
+    }
     case 'unique_violation':
       return AppError.conflict('an object with these values already exists');
     case 'foreign_key_violation':

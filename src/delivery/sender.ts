@@ -36,13 +36,22 @@ export interface SendResult {
   requestSent: boolean;
 }
 
-/** The envelope receivers get, built around the stored payload text rather than re-serialised. */
+/**
+ * The envelope receivers get (docs/receiving.md), built around the stored payload text rather than
+ * re-serialised: id, type, timestamp and data always; version, source and metadata only when the event
+ * has them, so an event without them is delivered exactly as before they existed.
+ */
 export function deliveryBody(
-  d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'occurredAt' | 'payloadJson'>,
+  d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'occurredAt' | 'payloadJson'> &
+    Partial<Pick<ClaimedDelivery, 'eventVersion' | 'metadataJson' | 'source'>>,
 ) {
   return (
     `{"id":${JSON.stringify(d.eventId)},"type":${JSON.stringify(d.eventType)},` +
-    `"timestamp":${JSON.stringify(d.occurredAt.toISOString())},"data":${d.payloadJson}}`
+    (d.eventVersion != null ? `"version":${d.eventVersion},` : '') +
+    `"timestamp":${JSON.stringify(d.occurredAt.toISOString())},` +
+    (d.source != null ? `"source":${JSON.stringify(d.source)},` : '') +
+    (d.metadataJson != null ? `"metadata":${d.metadataJson},` : '') +
+    `"data":${d.payloadJson}}`
   );
 }
 

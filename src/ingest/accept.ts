@@ -21,6 +21,8 @@ export async function acceptEvents(
   ctx: AcceptContext,
   events: EventInput[],
   requestId?: string,
+  /** Where event `ord` of `events` is in the request, for error paths (`events.3.` in a batch). */
+  eventPath?: (ord: number) => string,
 ): Promise<IngestResult[]> {
   // The quota is taken before the write, in its own statement (why: src/quotas/enforce.ts).
   const grants = await enforceEventQuota(
@@ -32,7 +34,7 @@ export async function acceptEvents(
     results = await ingestGroupCommitFor(ctx.pool).ingest(events);
   } catch (err) {
     void releaseEventQuota(ctx, grants);
-    throw ingestFailure(err, ctx.logger, requestId);
+    throw ingestFailure(err, ctx.logger, requestId, eventPath);
   }
   // Outside the try: the events are stored, so nothing after this may give their quota back.
   ctx.metrics.eventsIngested(results.filter((r) => r.created).length);

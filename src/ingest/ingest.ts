@@ -24,6 +24,12 @@ export interface EventInput {
   idempotencyKey?: string | undefined;
   /** A valid traceparent (parseTraceparent), if the request carried one. */
   traceparent?: string | undefined;
+  /** The catalog version the producer names; absent: the type's latest (docs/event-types.md). */
+  version?: number | undefined;
+  /** The producer's string-to-string map. */
+  metadata?: Record<string, string> | undefined;
+  /** The producer's name for itself. */
+  source?: string | undefined;
 }
 
 /** The answer for one event, as the API returns it (plus `created`). */
@@ -67,6 +73,9 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
       occurredAt: e.timestamp?.toISOString() ?? null,
       idempotencyKey: e.idempotencyKey ?? null,
       traceparent: e.traceparent ?? null,
+      version: e.version ?? null,
+      metadata: e.metadata ?? null,
+      source: e.source ?? null,
     });
   });
 
@@ -102,12 +111,22 @@ function answer(eventId: string, deliveryIds: string[], created: boolean): Inges
 /**
  * How an ingest failure reaches the producer. Input was validated before, so a database error is
  * ours or the database's: 503, retry (nothing was stored). Except (src/db/errors.ts): an unknown
- * tenant (the admin named one) is a 404, and data PostgreSQL refuses to store (e.g. JSON nested too
- * deep for its parser) is the producer's to fix: 400 naming the payload.
+ * tenant (the admin named one) is a 404, data PostgreSQL refuses to store (e.g. JSON nested too
+ * deep for its parser) is the producer's to fix: 400 naming the payload, and so is a payload the
+ * catalog's schema refuses (400 naming its JSON path, under `eventPath(ord)` in a batch).
  */
-export function ingestFailure(err: unknown, logger?: Logger, requestId?: string): AppError {
+export function ingestFailure(
+  err: unknown,
+  logger?: Logger,
+  requestId?: string,
+  eventPath?: (ord: number) => string,
+): AppError {
   if (err instanceof AppError) return err;
-  const mapped = dbAppError(err, { field: 'payload', referenced: 'tenant' });
+  const mapped = dbAppError(err, {
+    field: 'payload',
+    referenced: 'tenant',
+    ...(eventPath ? { eventPath } : {}),
+  });
   if (mapped && mapped.status < 500) return mapped;
   logger?.warn('ingest failed; nothing stored, answering 503', {
     request_id: requestId,

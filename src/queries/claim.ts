@@ -22,6 +22,10 @@ export interface ClaimedDelivery {
   /** The payload as JSON text (jsonb::text): spliced into the body without a parse/stringify. */
   payloadJson: string;
   traceparent: string | null;
+  /** The event's catalog version, metadata (as JSON text) and source; null when it has none. */
+  eventVersion: number | null;
+  metadataJson: string | null;
+  source: string | null;
   url: string;
   secretCiphertext: Buffer;
   /** The pre-rotation secret, only while its overlap lasts (judged by the database clock). */
@@ -391,7 +395,8 @@ WITH RECURSIVE expired AS (
 SELECT 'claimed' AS kind, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventId",
        c.webhook_id AS "webhookId", c.attempts AS attempt, e.type AS "eventType",
        e.occurred_at AS "occurredAt", e.received_at AS "receivedAt", e.payload::text AS "payloadJson",
-       e.traceparent, c.url, c.secret_ciphertext AS "secretCiphertext",
+       e.traceparent, e.version AS "eventVersion", e.metadata::text AS "metadataJson", e.source,
+       c.url, c.secret_ciphertext AS "secretCiphertext",
        c.previous_secret_ciphertext AS "previousSecretCiphertext",
        c.timeout_ms AS "timeoutMs", c.retry_policy AS "retryPolicy",
        -- deliveries_fifo_head_idx: one probe per claimed FIFO head (this snapshot still sees it pending).
@@ -405,11 +410,11 @@ SELECT 'claimed' AS kind, c.id, c.tenant_id AS "tenantId", c.event_id AS "eventI
   FROM claimed c JOIN events e ON e.id = c.event_id
 UNION ALL
 SELECT 'dead', b.id, b.tenant_id, b.event_id, b.webhook_id, b.attempts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM buried b
 UNION ALL
 SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, json_build_object(
+       NULL, NULL, NULL, NULL, NULL, NULL, json_build_object(
          'head', (SELECT count(*) FROM head),
          'picked', (SELECT count(*) FROM picked),
          'locked', (SELECT count(*) FROM picked p JOIN tenants t ON t.tenant_id = p.tenant_id),

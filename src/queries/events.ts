@@ -20,6 +20,10 @@ export interface IngestRow {
   occurredAt: string | null;
   idempotencyKey: string | null;
   traceparent: string | null;
+  /** The catalog version named by the producer; null or absent: the type's latest. */
+  version?: number | null;
+  metadata?: Record<string, string> | null;
+  source?: string | null;
 }
 
 export interface IngestedRow {
@@ -52,6 +56,9 @@ export function ingestParams(rows: readonly IngestRow[]): [string] {
       occurred_at: r.occurredAt,
       idempotency_key: r.idempotencyKey,
       traceparent: r.traceparent,
+      version: r.version,
+      metadata: r.metadata,
+      source: r.source,
     });
     // The payload is spliced in as the JSON text it already is, not parsed and re-encoded.
     return `${fields.slice(0, -1)},"payload":${r.payload}}`;
@@ -89,11 +96,14 @@ export interface EventRow {
   receivedAt: Date;
   idempotencyKey: string | null;
   traceparent: string | null;
+  version: number | null;
+  metadata: Record<string, string> | null;
+  source: string | null;
 }
 
 const EVENT_COLUMNS = `id, tenant_id AS "tenantId", type, payload, payload IS NULL AS "payloadRemoved",
   occurred_at AS "occurredAt",
-  received_at AS "receivedAt", idempotency_key AS "idempotencyKey", traceparent`;
+  received_at AS "receivedAt", idempotency_key AS "idempotencyKey", traceparent, version, metadata, source`;
 
 export async function getEvent(
   db: Queryable,

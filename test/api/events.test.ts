@@ -84,6 +84,10 @@ describe('POST /events', () => {
       timestamp: expect.any(String),
       idempotency_key: null,
       traceparent: null,
+      // Not in the catalog, and the producer sent neither metadata nor source.
+      version: null,
+      metadata: null,
+      source: null,
       received_at: expect.any(String),
       deliveries: [],
       deliveries_truncated: false,
@@ -536,6 +540,10 @@ describe('GET /events', () => {
       timestamp: expect.any(String),
       idempotency_key: null,
       traceparent: null,
+      // Not in the catalog, and the producer sent neither metadata nor source.
+      version: null,
+      metadata: null,
+      source: null,
       received_at: expect.any(String),
     });
     const second = await app.request('GET', `/events?limit=3&cursor=${first.body.next_cursor}`, {

@@ -29,8 +29,15 @@ async function createWebhook(body: Record<string, unknown> = {}) {
 }
 
 /** Ingests one event for the tenant; resolves once its one delivery is in the DLQ. */
-async function deadDelivery(type: string, payload: unknown): Promise<string> {
-  const res = await ui.app.request('POST', '/events', { key: ui.tenant.apiKey, body: { type, payload } });
+async function deadDelivery(
+  type: string,
+  payload: unknown,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await ui.app.request('POST', '/events', {
+    key: ui.tenant.apiKey,
+    body: { type, payload, ...extra },
+  });
   expect(res.status).toBe(202);
   expect(res.body.delivery_ids).toHaveLength(1);
   const id: string = res.body.delivery_ids[0];
@@ -50,7 +57,19 @@ describe('console', () => {
   it('a tenant sees its failing webhook, retries the dead delivery and watches it succeed', async () => {
     ui.receiver.status = 500;
     const webhook = await createWebhook({ description: 'orders endpoint', event_types: ['order.*'] });
-    const deliveryId = await deadDelivery('order.created', { order: 42 });
+    const catalogued = await ui.app.request('POST', '/event-types', {
+      key: ui.tenant.apiKey,
+      body: { name: 'order.created', description: 'An order was placed' },
+    });
+    expect(catalogued.status).toBe(201);
+    const deliveryId = await deadDelivery(
+      'order.created',
+      { order: 42 },
+      {
+        source: 'checkout',
+        metadata: { region: 'eu' },
+      },
+    );
 
     const page = await ui.openConsole();
     await ui.logIn(page);
@@ -83,6 +102,11 @@ describe('console', () => {
     await expect(page.locator('#attempts tbody tr').count()).resolves.toBe(1);
     await expect(page.locator('#attempts').innerText()).resolves.toContain('500');
     await expect(page.locator('#payload').innerText()).resolves.toContain('"order": 42');
+    // The event's version (the catalog's latest), source and metadata.
+    const eventFields = await page.locator('#event-fields').innerText();
+    expect(eventFields).toMatch(/Version\s+1\b/);
+    expect(eventFields).toContain('checkout');
+    await expect(page.locator('#event-metadata').innerText()).resolves.toMatch(/region\s+eu/);
 
     // The receiver recovers; retry from the DLQ page, follow the link, watch it succeed.
     ui.receiver.status = 200;
@@ -265,7 +289,9 @@ describe('console', () => {
       url: `${ui.receiver.url}/hook/<img/src=x/onerror=window.__xss=7>?q=<script>window.__xss=8</script>`,
     });
     const payload = { note: '<img src=x onerror="window.__xss=3">', html: '<script>window.__xss=4</script>' };
-    const deliveryId = await deadDelivery('xss.test', payload);
+    const source = '<img src=x onerror="window.__xss=9">';
+    const metadata = { '<b>k</b>': '<script>window.__xss=10</script>' };
+    const deliveryId = await deadDelivery('xss.test', payload, { source, metadata });
 
     const page = await ui.openConsole();
     await ui.logIn(page);
@@ -279,6 +305,9 @@ describe('console', () => {
     // jsonb keeps no key order; the text must still be exactly the JSON of the payload.
     expect(JSON.parse(await page.locator('#payload').innerText())).toEqual(payload);
     await expect(page.locator('#attempts pre').innerText()).resolves.toBe(ui.receiver.body);
+    await expect(page.locator('#event-fields').innerText()).resolves.toContain(source);
+    await expect(page.locator('#event-metadata th').innerText()).resolves.toBe('<b>k</b>');
+    await expect(page.locator('#event-metadata td').innerText()).resolves.toBe(metadata['<b>k</b>']);
 
     await page.click('nav a[href="#/dlq"]');
     await page.locator(`button.retry[data-delivery="${deliveryId}"]`).waitFor();

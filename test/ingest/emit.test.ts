@@ -278,6 +278,103 @@ describe('one set of rules with POST /events', () => {
   });
 });
 
+describe('the event-type catalog, as for POST /events', () => {
+  beforeAll(async () => {
+    const res = await app.request('POST', '/event-types', {
+      key: tenant.apiKey,
+      body: {
+        name: 'catalog.order',
+        description: 'an order',
+        schema: {
+          type: 'object',
+          required: ['id', 'lines'],
+          properties: {
+            id: { type: 'string' },
+            lines: {
+              type: 'array',
+              items: { type: 'object', properties: { qty: { type: 'integer', minimum: 1 } } },
+            },
+          },
+        },
+      },
+    });
+    expect(res.status).toBe(201);
+  });
+
+  it('raises PB400 naming the JSON path when the payload breaks the schema, inside the producer transaction', async () => {
+    const client = await producer();
+    try {
+      await client.query('BEGIN');
+      await client.query('CREATE TEMP TABLE orders (id int)');
+      await client.query('INSERT INTO orders VALUES (1)');
+      const err = await emit(client, tenant.id, 'catalog.order', {
+        id: 'o1',
+        lines: [{ qty: 1 }, { qty: 0 }],
+      }).catch((e: unknown) => e as pg.DatabaseError);
+      expect(err).toMatchObject({
+        code: 'PB400',
+        column: 'payload.lines.1.qty',
+        message: 'payload.lines.1.qty: must be at least 1',
+        detail: 'The payload does not match the schema of catalog.order version 1 (input row 0)',
+        hint: 'the event is not valid; nothing was stored',
+      });
+      // The error aborts the producer's transaction, its own row with it.
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+    expect(await count(`events WHERE tenant_id = $1 AND type = 'catalog.order'`, [tenant.id])).toBe(0);
+  });
+
+  it('stores version, metadata and source; refuses a version the catalog does not have', async () => {
+    const id = await emit(
+      app.db.pool,
+      tenant.id,
+      'catalog.order',
+      { id: 'o2', lines: [] },
+      null,
+      null,
+      1,
+      { region: 'eu' },
+      'orders-db',
+    );
+    const api = await app.request('GET', `/events/${id}`, { key: tenant.apiKey });
+    expect(api.body).toMatchObject({ version: 1, metadata: { region: 'eu' }, source: 'orders-db' });
+    // Named arguments, as a producer would write them; the version defaults to the latest.
+    const { rows } = await app.db.pool.query<{ id: string }>(
+      `SELECT postbox.emit($1, 'catalog.order', '{"id": "o3", "lines": []}', source => 'named') AS id`,
+      [tenant.id],
+    );
+    expect((await app.request('GET', `/events/${rows[0]!.id}`, { key: tenant.apiKey })).body).toMatchObject({
+      version: 1,
+      source: 'named',
+      metadata: null,
+    });
+    for (const [args, column, message] of [
+      [
+        ['catalog.order', { id: 'o', lines: [] }, null, null, 9],
+        'version',
+        'version: catalog.order has no version 9',
+      ],
+      [
+        ['not.in.catalog', {}, null, null, 1],
+        'version',
+        'version: not.in.catalog is not in the event-type catalog (send no version)',
+      ],
+      [
+        ['catalog.order', { id: 'o', lines: [] }, null, null, null, { n: 1 }],
+        'metadata.n',
+        'metadata.n: must be a string',
+      ],
+    ] as const)
+      await expect(emit(app.db.pool, tenant.id, ...args)).rejects.toMatchObject({
+        code: 'PB400',
+        column,
+        message,
+      });
+  });
+});
+
 describe('a producer role', () => {
   it('may call postbox.emit and nothing else', async () => {
     const name = `producer_${randomBytes(4).toString('hex')}`;

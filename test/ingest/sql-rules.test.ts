@@ -69,3 +69,48 @@ describe('postbox.check_event', () => {
     expect(sqlVerdict).toBe(apiVerdict);
   });
 });
+
+describe('postbox.check_envelope', () => {
+  const valid = { type: 'order.created', payload: {} };
+  it.each([
+    ['no version, metadata or source', valid],
+    ['version 1', { ...valid, version: 1 }],
+    ['version 0', { ...valid, version: 0 }],
+    ['metadata of strings', { ...valid, metadata: { a: 'b', 'x:y': '' } }],
+    ['metadata that is an array', { ...valid, metadata: ['a'] }],
+    ['metadata that is a string', { ...valid, metadata: 'a' }],
+    ['a metadata number', { ...valid, metadata: { n: 1 } }],
+    ['a metadata value of 500', { ...valid, metadata: { k: 'v'.repeat(500) } }],
+    ['a metadata value of 501', { ...valid, metadata: { k: 'v'.repeat(501) } }],
+    ['an empty metadata key', { ...valid, metadata: { '': 'v' } }],
+    ['a metadata key of 41', { ...valid, metadata: { ['k'.repeat(41)]: 'v' } }],
+    ['a metadata key with a tab', { ...valid, metadata: { 'a\tb': 'v' } }],
+    [
+      '50 metadata keys',
+      { ...valid, metadata: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, ''])) },
+    ],
+    [
+      '51 metadata keys',
+      { ...valid, metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, ''])) },
+    ],
+    ['a source', { ...valid, source: 'billing' }],
+    ['an empty source', { ...valid, source: '' }],
+    ['a source of 101', { ...valid, source: 's'.repeat(101) }],
+    ['a source with a newline', { ...valid, source: 'a\nb' }],
+  ])('agrees with the API schema on %s', async (_what, body: Record<string, unknown>) => {
+    const api = v.safeParse(EventBody, body, { abortPipeEarly: true });
+    const apiVerdict = api.success ? 'ok' : `${v.getDotPath(api.issues[0])}: ${api.issues[0].message}`;
+    const sqlVerdict = await db.pool
+      .query('SELECT postbox.check_envelope($1, $2, $3)', [
+        body.version ?? null,
+        body.metadata === undefined ? null : JSON.stringify(body.metadata),
+        body.source ?? null,
+      ])
+      .then(
+        () => 'ok',
+        (err: { code?: string; message: string }) =>
+          err.code === 'PB400' ? err.message : `error ${err.code}`,
+      );
+    expect(sqlVerdict).toBe(apiVerdict);
+  });
+});

@@ -44,6 +44,9 @@ export function eventJson(row: EventRow): EventJson {
     timestamp: row.occurredAt.toISOString(),
     idempotency_key: row.idempotencyKey,
     traceparent: row.traceparent,
+    version: row.version,
+    metadata: row.metadata,
+    source: row.source,
     received_at: row.receivedAt.toISOString(),
   };
 }
@@ -86,6 +89,9 @@ function toEventInput(req: Request, body: EventBodyInput, prefix: string, tracep
     timestamp: body.timestamp,
     idempotencyKey: body.idempotency_key,
     traceparent,
+    version: body.version,
+    metadata: body.metadata,
+    source: body.source,
   };
 }
 
@@ -147,7 +153,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       ]);
     const traceparent = eventTraceparent(req, res);
     const events = body.events.map((e, i) => toEventInput(req, e, `events.${i}.`, traceparent));
-    const results = await acceptEvents(ctx, events, req.requestId);
+    const results = await acceptEvents(ctx, events, req.requestId, (ord) => `events.${ord}.`);
     // One span for the request: its events are found by their stored traceparent, not listed here.
     (res.locals.ingestSpan as Span | undefined)?.setAttribute(ATTR.eventCount, results.length);
     res.status(202).json({ data: results.map(answerJson) });

@@ -242,6 +242,8 @@ async function deliveryPage(id) {
     el('p', {}, replay, ' ', el('span', { class: 'hint' }, 'Sends the event to this webhook again.')),
     el('h3', {}, 'Attempts'),
     attemptsTable(attempts),
+    el('h3', {}, 'Event'),
+    event ? eventFields(event, field) : el('p', { class: 'hint' }, 'The event is not available.'),
     el('h3', {}, 'Event payload'),
     eventPayload(event),
   ];
@@ -257,6 +259,32 @@ function eventPayload(event) {
       'The payload was removed by retention (RETENTION_PAYLOAD_DAYS); it cannot be sent again.',
     );
   return el('pre', { class: 'payload', id: 'payload' }, JSON.stringify(event.payload, null, 2));
+}
+
+// What the producer said about the event besides its payload (docs/event-types.md): the catalog
+// version, its own name (source) and its metadata, each as text.
+function eventFields(event, field) {
+  const metadata = Object.entries(event.metadata ?? {});
+  return el('dl', { class: 'fields', id: 'event-fields' }, [
+    field('Type', el('code', {}, event.type)),
+    field('Version', event.version === null ? '— (not in the catalog)' : String(event.version)),
+    field('Source', event.source ?? '—'),
+    field('Time', time(event.timestamp)),
+    field(
+      'Metadata',
+      metadata.length === 0
+        ? '—'
+        : el(
+            'table',
+            { id: 'event-metadata' },
+            el(
+              'tbody',
+              {},
+              metadata.map(([k, v]) => el('tr', {}, [el('th', {}, k), el('td', {}, v)])),
+            ),
+          ),
+    ),
+  ]);
 }
 
 async function dlqPage(params) {
