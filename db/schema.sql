@@ -1259,7 +1259,10 @@ CREATE TABLE public.webhooks (
     concurrency_decreased_at timestamp with time zone,
     client_cert_pem text,
     client_key_ciphertext bytea,
+    client_cert_not_after timestamp with time zone,
+    client_cert_expiry_notice text,
     CONSTRAINT webhooks_breaker_state_check CHECK ((breaker_state = ANY (ARRAY['closed'::text, 'open'::text]))),
+    CONSTRAINT webhooks_client_cert_expiry_notice_check CHECK ((client_cert_expiry_notice = ANY (ARRAY['expiring'::text, 'expired'::text]))),
     CONSTRAINT webhooks_client_certificate_whole CHECK (((client_cert_pem IS NULL) = (client_key_ciphertext IS NULL))),
     CONSTRAINT webhooks_concurrency_limit_check CHECK ((concurrency_limit >= (1)::double precision)),
     CONSTRAINT webhooks_filter_compiled CHECK (((filter IS NULL) = (filter_path IS NULL))),
@@ -1332,7 +1335,13 @@ COMMENT ON COLUMN public.webhooks.client_cert_pem IS 'Optional mTLS client certi
 
 COMMENT ON COLUMN public.webhooks.client_key_ciphertext IS 'The private key of client_cert_pem, sealed with AES-256-GCM under the secrets key (key id | iv | tag | ciphertext); never returned or logged.';
 
+COMMENT ON COLUMN public.webhooks.client_cert_not_after IS 'Expiry (notAfter) of client_cert_pem, read from the certificate when it is stored; NULL without a certificate. A certificate stored before this column existed gets it from the postbox-client-certificates job (which reads the PEM). Feeds postbox_webhook_client_certificates_expiring and the expiry notices.';
+
+COMMENT ON COLUMN public.webhooks.client_cert_expiry_notice IS 'The expiry notice the current client certificate has had: expiring (postbox.endpoint.certificate_expiring, within 14 days of client_cert_not_after) or expired (postbox.endpoint.certificate_expired); NULL: none yet. Reset when the certificate changes.';
+
 COMMENT ON CONSTRAINT webhooks_breaker_state_check ON public.webhooks IS 'breaker_state is closed or open; half-open is open with breaker_open_until passed.';
+
+COMMENT ON CONSTRAINT webhooks_client_cert_expiry_notice_check ON public.webhooks IS 'The two expiry notices a certificate can have had.';
 
 COMMENT ON CONSTRAINT webhooks_concurrency_limit_check ON public.webhooks IS 'The adaptive limit never falls below one delivery at a time.';
 
@@ -1606,6 +1615,10 @@ COMMENT ON INDEX public.notice_digests_due_idx IS 'The flush: rows with somethin
 CREATE INDEX webhook_recoveries_webhook_idx ON public.webhook_recoveries USING btree (webhook_id, since);
 
 COMMENT ON INDEX public.webhook_recoveries_webhook_idx IS 'Finding a running recovery of the same webhook and window.';
+
+CREATE INDEX webhooks_client_cert_not_after_idx ON public.webhooks USING btree (client_cert_not_after) WHERE ((client_cert_pem IS NOT NULL) AND (deleted_at IS NULL));
+
+COMMENT ON INDEX public.webhooks_client_cert_not_after_idx IS 'Webhooks with a client certificate by its expiry: the expiry gauge and the notice job read the range expiring soon.';
 
 CREATE INDEX webhooks_event_types_idx ON public.webhooks USING gin (event_types) WHERE ((deleted_at IS NULL) AND enabled);
 

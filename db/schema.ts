@@ -113,6 +113,10 @@ export const webhooks = pgTable(
     // private key sealed like the secrets (src/security/secret-box.ts).
     clientCertPem: text('client_cert_pem'),
     clientKeyCiphertext: bytea('client_key_ciphertext'),
+    // Its expiry (read from the PEM when stored), for the expiry gauge and notices, and which expiry
+    // notice the current certificate has had (src/maintenance/client-certificates.ts).
+    clientCertNotAfter: tstz('client_cert_not_after'),
+    clientCertExpiryNotice: text('client_cert_expiry_notice'),
     eventTypes: text('event_types')
       .array()
       .notNull()
@@ -162,6 +166,14 @@ export const webhooks = pgTable(
       'webhooks_client_certificate_whole',
       sql`(${t.clientCertPem} IS NULL) = (${t.clientKeyCiphertext} IS NULL)`,
     ),
+    check(
+      'webhooks_client_cert_expiry_notice_check',
+      sql`${t.clientCertExpiryNotice} IN ('expiring', 'expired')`,
+    ),
+    // The expiry gauge and job read a range of it; webhooks without a certificate are not in it.
+    index('webhooks_client_cert_not_after_idx')
+      .on(t.clientCertNotAfter)
+      .where(sql`client_cert_pem IS NOT NULL AND deleted_at IS NULL`),
   ],
 );
 

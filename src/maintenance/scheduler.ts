@@ -9,6 +9,9 @@
  *   ahead, days past the attempt retention dropped. Also run once at start-up, so a fresh install has
  *   today's partition before the first attempt is written. Hourly although a partition is needed only
  *   once a day: a run that could not get its lock in time is retried within the hour, not the next day.
+ * - postbox-client-certificates (hourly): webhooks' mTLS client certificates that entered the 14-day
+ *   warning window or expired tell their tenant once (client-certificates.ts). Also run at start-up,
+ *   where it also stores the expiry of certificates registered before it was kept in a column.
  *
  * Lease rescue is deliberately not a job: a delivery whose worker died keeps status in_flight with a
  * lease_expires_at in the past, and the delivery claim takes such rows like due pending ones. Rescue
@@ -20,9 +23,13 @@ import type { Logger } from '../logger.js';
 import type { RetentionPolicy } from '../config.js';
 import { withAdvisoryLock } from '../db/pool.js';
 import { maintainAttemptPartitions, PARTITION_DEFAULTS, type PartitionResult } from './partitions.js';
+import { checkClientCertificates } from './client-certificates.js';
 import { runRetention } from './retention.js';
 
 export const RETENTION_JOB = 'postbox-retention';
+export const CLIENT_CERTIFICATES_JOB = 'postbox-client-certificates';
+/** Minute 37 of every hour, UTC: away from the partitions job (minute 7). */
+export const CLIENT_CERTIFICATES_CRON = '37 * * * *';
 export const PARTITIONS_JOB = 'postbox-partitions';
 /** Minute 7 of every hour, UTC: away from the top of the hour, where cron jobs everywhere pile up. */
 export const PARTITIONS_CRON = '7 * * * *';
@@ -71,9 +78,33 @@ async function registerJobs(boss: PgBoss, config: MaintenanceConfig): Promise<vo
     // A few DDL statements, each waiting at most its lock timeout.
     expireInSeconds: 15 * 60,
   });
+  await boss.createQueue(CLIENT_CERTIFICATES_JOB, {
+    name: CLIENT_CERTIFICATES_JOB,
+    policy: 'singleton',
+    retryLimit: 2,
+    retryDelay: 60,
+    expireInSeconds: 15 * 60,
+  });
   // Upserts by name: every process calls this at start; the last writer's cron wins.
   await boss.schedule(RETENTION_JOB, config.retentionCron, {}, { tz: 'UTC' });
   await boss.schedule(PARTITIONS_JOB, PARTITIONS_CRON, {}, { tz: 'UTC' });
+  await boss.schedule(CLIENT_CERTIFICATES_JOB, CLIENT_CERTIFICATES_CRON, {}, { tz: 'UTC' });
+}
+
+/** Logs what a certificate check did: a notice per certificate, as an operator would want to see it. */
+async function runCertificateCheck(pool: pg.Pool, logger: Logger): Promise<void> {
+  const result = await checkClientCertificates(pool);
+  if (result.filled > 0 || result.unreadable > 0)
+    logger.info('client certificate expiries stored', {
+      filled: result.filled,
+      unreadable: result.unreadable,
+    });
+  for (const n of result.notices)
+    logger.warn(`client certificate ${n.notice === 'expired' ? 'expired' : 'expires within 14 days'}`, {
+      webhook_id: n.webhookId,
+      tenant_id: n.tenantId,
+      notified: n.eventId !== null,
+    });
 }
 
 /** Logs what a partition run changed; a day whose lock was not granted is a warning (retried hourly). */
@@ -109,6 +140,22 @@ export async function startMaintenance(config: MaintenanceConfig): Promise<Maint
     // (seen in the scheduler test), so setup takes turns under an advisory lock.
     await withAdvisoryLock(config.pool, MAINTENANCE_SETUP_LOCK, () => registerJobs(boss, config));
     logPartitions(logger, await maintainAttemptPartitions(config.pool, partitionOptions));
+    // Not a reason to refuse to start: the hourly job tries again.
+    await runCertificateCheck(config.pool, logger).catch((err: Error) =>
+      logger.warn('client certificate check failed', { error: err.message }),
+    );
+    await boss.work(
+      CLIENT_CERTIFICATES_JOB,
+      { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },
+      async () => {
+        try {
+          await runCertificateCheck(config.pool, logger);
+        } catch (err) {
+          logger.error('client certificate check failed', { error: (err as Error).message });
+          throw err;
+        }
+      },
+    );
     await boss.work(
       PARTITIONS_JOB,
       { pollingIntervalSeconds: config.pollingIntervalSeconds ?? 30, batchSize: 1 },

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerClientCertMetrics, type ClientCertMetricsOptions } from './client-cert-metrics.js';
 import { registerPartitionMetrics } from './partition-metrics.js';
 import { registerPoolMetrics } from './pool-metrics.js';
 import { registerQuotaGauges, type QuotaGaugeOptions } from './quota-gauges.js';
@@ -83,6 +84,8 @@ export interface MetricsOptions {
   queueStats?: Omit<QueueStatsOptions, 'pool'>;
   /** The tenant quota gauges' caching (src/observability/quota-gauges.ts). */
   quotaGauges?: QuotaGaugeOptions;
+  /** The client certificate expiry gauge's caching (src/observability/client-cert-metrics.ts). */
+  clientCertMetrics?: ClientCertMetricsOptions;
   /** Process metrics (CPU, memory, event loop lag, GC); default true. */
   defaultMetrics?: boolean;
 }
@@ -181,6 +184,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       ...options.quotaGauges,
     });
     registerPartitionMetrics(registry, options.pool, maxWaitMs === undefined ? {} : { maxWaitMs });
+    registerClientCertMetrics(registry, options.pool, {
+      ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+      ...options.clientCertMetrics,
+    });
   }
 
   return {

@@ -29,10 +29,11 @@ export interface WebhookRow {
   updatedAt: Date;
 }
 
-/** A client certificate as stored: the PEM and its private key sealed (SecretBox). */
+/** A client certificate as stored: the PEM, its private key sealed (SecretBox), and its expiry. */
 export interface StoredClientCertificate {
   pem: string;
   keyCiphertext: Buffer;
+  notAfter: Date;
 }
 
 /** none: deliveries in parallel; fifo: one at a time in event order (src/queries/claim.ts). */
@@ -70,8 +71,8 @@ export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<Webho
   const { rows } = await db.query<WebhookRow>(
     `INSERT INTO webhooks (id, tenant_id, url, secret_ciphertext, event_types, description, retry_policy,
                            timeout_ms, max_concurrency, filter, filter_path, ordering, client_cert_pem,
-                           client_key_ciphertext)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                           client_key_ciphertext, client_cert_not_after)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
      RETURNING ${COLUMNS}`,
     [
       w.id,
@@ -88,6 +89,7 @@ export async function insertWebhook(db: Queryable, w: NewWebhook): Promise<Webho
       w.ordering,
       w.clientCertificate?.pem ?? null,
       w.clientCertificate?.keyCiphertext ?? null,
+      w.clientCertificate?.notAfter ?? null,
     ],
   );
   return rows[0]!;
@@ -169,7 +171,10 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
             filter_path = CASE WHEN $10 THEN $12::jsonpath ELSE filter_path END,
             ordering = $13,
             client_cert_pem = CASE WHEN $14 THEN $15 ELSE client_cert_pem END,
-            client_key_ciphertext = CASE WHEN $14 THEN $16::bytea ELSE client_key_ciphertext END
+            client_key_ciphertext = CASE WHEN $14 THEN $16::bytea ELSE client_key_ciphertext END,
+            client_cert_not_after = CASE WHEN $14 THEN $17::timestamptz ELSE client_cert_not_after END,
+            -- A new certificate (or none) has had no expiry notice yet.
+            client_cert_expiry_notice = CASE WHEN $14 THEN NULL ELSE client_cert_expiry_notice END
       WHERE id = $1
       RETURNING ${COLUMNS}`,
     [
@@ -189,6 +194,7 @@ export async function updateWebhook(db: Queryable, id: string, u: WebhookUpdate)
       u.clientCertificate !== undefined,
       u.clientCertificate?.pem ?? null,
       u.clientCertificate?.keyCiphertext ?? null,
+      u.clientCertificate?.notAfter ?? null,
     ],
   );
   return rows[0]!;

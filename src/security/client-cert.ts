@@ -68,6 +68,18 @@ export function clientCertificateProblems(
   return problems;
 }
 
+/**
+ * How long before a client certificate expires it counts as expiring: the gauge
+ * postbox_webhook_client_certificates_expiring, the alert, and the tenant's notice. Two weeks leave
+ * room for a renewal that needs someone else's CA.
+ */
+export const CLIENT_CERT_EXPIRY_WARNING_DAYS = 14;
+
+/** The expiry (notAfter) of the client's own certificate, the first one of the PEM. */
+export function clientCertificateNotAfter(pem: string): Date {
+  return new Date(describeClientCertificate(pem).not_after);
+}
+
 /** What the API shows of a stored certificate (the first one of the PEM: the client's own). */
 export interface CertificateSummary {
   subject: string;

@@ -4,12 +4,15 @@
  * certificate and keeps its key sealed and out of every answer and audit row; the engine presents each
  * webhook's own certificate (keep-alive sockets are never shared between identities); a webhook without
  * one, or with one from another CA, is refused by the receiver; and the SSRF agent still refuses a
- * private address with a certificate configured.
+ * private address with a certificate configured. A test send presents the certificate too.
  *
  * The engine trusts the receiver's CA through the agent factory (production uses the system store,
  * plus NODE_EXTRA_CA_CERTS): the agents are still the real SSRF-filtering ones.
  */
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
 import { createHttpAgents, type HttpAgentFactory } from '../../src/delivery/http-agents.js';
@@ -17,6 +20,7 @@ import { clientCertificateProblems } from '../../src/security/client-cert.js';
 import { sealedKeyId } from '../../src/security/secret-box.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { engineStarter, type EngineStarter } from '../helpers/engines.js';
+import { killAllPostboxes, spawnPostbox } from '../helpers/processes.js';
 import { testSecretBox } from '../helpers/fixtures-sql.js';
 import {
   certificateAuthority,
@@ -56,6 +60,7 @@ afterEach(async () => {
   await engines.stopAll();
 });
 afterAll(async () => {
+  await killAllPostboxes();
   await app?.close();
   await receiver?.close();
   pki?.remove();
@@ -242,4 +247,52 @@ describe('delivery', () => {
     expect(receiver.requests.filter((r) => r.path === '/ssrf')).toEqual([]);
     expect(hook.client_certificate.subject).toBe('CN=postbox-client-a');
   });
+});
+
+describe('test send (POST /webhooks/:id/test)', () => {
+  it("presents the webhook's certificate, from a process trusting the receiver's CA through NODE_EXTRA_CA_CERTS", async () => {
+    // The route builds its own agents (test-send.ts), so the CA is trusted as a deployment trusts a
+    // private one: NODE_EXTRA_CA_CERTS, read by Node at start-up, in a real API process.
+    const dir = mkdtempSync(join(tmpdir(), 'postbox-ca-'));
+    writeFileSync(join(dir, 'receiver-ca.pem'), pki.cert);
+    const api = await spawnPostbox(app.db.url, {
+      name: 'api',
+      env: { POSTBOX_ROLE: 'api', NODE_EXTRA_CA_CERTS: join(dir, 'receiver-ca.pem') },
+      readyMessage: 'listening',
+    });
+    try {
+      const port = api.logs.find((l) => l.message === 'listening')!.port;
+      const testSend = (id: string) =>
+        fetch(`http://127.0.0.1:${port}/webhooks/${id}/test`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${tenant.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ type: 'mtls.test_send', payload: { hello: 'mtls' } }),
+        }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+      const withCert = await webhook('/test-send', clientA);
+      const sent = await testSend(withCert.id);
+      expect(sent).toMatchObject({ status: 200, body: { status_code: 200, error: null } });
+      const [got] = receiver.requests.filter((r) => r.path === '/test-send');
+      expect(got).toMatchObject({
+        clientCn: 'postbox-client-a',
+        clientFingerprint: new X509Certificate(clientA.cert).fingerprint256,
+      });
+      expect(JSON.parse(got!.body)).toMatchObject({ type: 'mtls.test_send', data: { hello: 'mtls' } });
+      expect(() =>
+        new Webhook(withCert.secret).verify(got!.body, got!.headers as Record<string, string>),
+      ).not.toThrow();
+
+      // Without a certificate the receiver refuses the handshake: an answer with no status code.
+      const refusedBefore = receiver.refusedHandshakes;
+      const without = await webhook('/test-send-plain');
+      const refused = await testSend(without.id);
+      expect(refused).toMatchObject({ status: 200, body: { status_code: null, error: expect.any(String) } });
+      expect(receiver.requests.filter((r) => r.path === '/test-send-plain')).toEqual([]);
+      expect(receiver.refusedHandshakes).toBeGreaterThan(refusedBefore);
+    } finally {
+      api.signal('SIGTERM');
+      await api.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

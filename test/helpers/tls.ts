@@ -22,8 +22,11 @@ export interface Issued {
 
 export interface CertificateAuthority {
   cert: string;
-  /** A certificate for `name` signed by this CA: `server` for 127.0.0.1 (SAN), `client` for clientAuth. */
-  issue(name: string, use: 'server' | 'client'): Issued;
+  /**
+   * A certificate for `name` signed by this CA: `server` for 127.0.0.1 (SAN), `client` for clientAuth.
+   * Valid for `days` from now (default 2); a negative number makes one that has already expired.
+   */
+  issue(name: string, use: 'server' | 'client', days?: number): Issued;
   /** An EC private key encrypted with a passphrase (for refusals). */
   encryptedKey(): string;
   remove(): void;
@@ -33,11 +36,23 @@ export function certificateAuthority(name: string): CertificateAuthority {
   const dir = mkdtempSync(join(tmpdir(), 'postbox-pki-'));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', `/CN=${name}`, '-days', '2');
+  openssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-subj',
+    `/CN=${name}`,
+    '-days',
+    '400',
+  );
   let n = 0;
   return {
     cert: readFileSync(join(dir, 'ca.crt'), 'utf8'),
-    issue(cn, use) {
+    issue(cn, use, days = 2) {
       const base = `leaf${n++}`;
       writeFileSync(
         join(dir, `${base}.ext`),
@@ -59,7 +74,7 @@ export function certificateAuthority(name: string): CertificateAuthority {
         '-out',
         `${base}.crt`,
         '-days',
-        '2',
+        String(days),
         '-extfile',
         `${base}.ext`,
       );

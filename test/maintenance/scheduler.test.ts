@@ -4,6 +4,8 @@ import { v7 } from 'uuid';
 import winston from 'winston';
 import Transport from 'winston-transport';
 import {
+  CLIENT_CERTIFICATES_CRON,
+  CLIENT_CERTIFICATES_JOB,
   PARTITIONS_CRON,
   PARTITIONS_JOB,
   RETENTION_JOB,
@@ -68,14 +70,16 @@ describe('maintenance scheduler (pg-boss)', () => {
     await Promise.all([startProcess(), startProcess()]);
     const { rows } = await db.pool.query('SELECT name, cron, timezone FROM pgboss.schedule ORDER BY name');
     expect(rows).toEqual([
+      { name: CLIENT_CERTIFICATES_JOB, cron: CLIENT_CERTIFICATES_CRON, timezone: 'UTC' },
       { name: PARTITIONS_JOB, cron: PARTITIONS_CRON, timezone: 'UTC' },
       { name: RETENTION_JOB, cron: '17 3 * * *', timezone: 'UTC' },
     ]);
     const queue = await db.pool.query(
       'SELECT name, policy FROM pgboss.queue WHERE name = ANY($1) ORDER BY name',
-      [[PARTITIONS_JOB, RETENTION_JOB]],
+      [[CLIENT_CERTIFICATES_JOB, PARTITIONS_JOB, RETENTION_JOB]],
     );
     expect(queue.rows).toEqual([
+      { name: CLIENT_CERTIFICATES_JOB, policy: 'singleton' },
       { name: PARTITIONS_JOB, policy: 'singleton' },
       { name: RETENTION_JOB, policy: 'singleton' },
     ]);

@@ -30,6 +30,7 @@ const NAMED = [
   'postbox_deliveries_revived_total',
   'postbox_attempt_partitions_ahead_seconds',
   'postbox_attempt_partition_default_rows',
+  'postbox_webhook_client_certificates_expiring',
   'process_cpu_seconds_total',
   'nodejs_eventloop_lag_seconds',
 ];

@@ -127,6 +127,7 @@ afterAll(async () => {
 describe('runbooks', () => {
   it('there is one per situation, each with symptom, signals, diagnosis (SQL) and fix', () => {
     expect(runbooks.map((r) => r.file).sort()).toEqual([
+      'client-certificate-expiry.md',
       'database-slow.md',
       'dlq-growing.md',
       'history-retention.md',

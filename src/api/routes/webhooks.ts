@@ -26,7 +26,11 @@ import { newId } from '../../ids.js';
 import { DEFAULT_RETRY_POLICY } from '../../delivery/retry-policy.js';
 import { WEBHOOK_DEFAULTS } from '../../../db/schema.js';
 import { generateWebhookSecret } from '../../security/webhook-secrets.js';
-import { describeClientCertificate, type ClientCertificateInput } from '../../security/client-cert.js';
+import {
+  clientCertificateNotAfter,
+  describeClientCertificate,
+  type ClientCertificateInput,
+} from '../../security/client-cert.js';
 import type { SecretBox } from '../../security/secret-box.js';
 import { insertAudit, REDACTED, type AuditEntry } from '../../queries/audit.js';
 import { notifyDeliveriesDue } from '../../queries/notify.js';
@@ -68,7 +72,13 @@ export function webhookJson(row: WebhookRow): WebhookJson {
 
 /** A checked client certificate as stored: its key sealed like the secrets. */
 function sealClientCertificate(box: SecretBox, input: ClientCertificateInput | null) {
-  return input === null ? null : { pem: input.cert, keyCiphertext: box.encrypt(input.key) };
+  return input === null
+    ? null
+    : {
+        pem: input.cert,
+        keyCiphertext: box.encrypt(input.key),
+        notAfter: clientCertificateNotAfter(input.cert),
+      };
 }
 
 /** The admin key naming a tenant that does not exist fails on the foreign key: that is a 404. */
