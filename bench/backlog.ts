@@ -32,6 +32,7 @@ import { fillQueue, tableSizes, type FillTarget } from './lib/fill.js';
 import { RssSampler } from './lib/memory.js';
 import { startReceiver, type Receiver } from './lib/receiver.js';
 import { benchTenant, machine, startDatabase, startPostbox, type Database } from './lib/setup.js';
+import { resetStatements, statementsWanted, topStatements } from './lib/pg-statements.js';
 import { envNumber, summary } from './lib/stats.js';
 import { walPosition, walSince } from './lib/wal.js';
 
@@ -159,6 +160,7 @@ async function drainRound(db: Database, side: Side, receiver: Receiver) {
   try {
     if (!(await warmed)) throw new Error(`${side.name}: no ${WARMUP} deliveries within ${ROUND_TIMEOUT_S} s`);
     const done = until(base + WARMUP + perRound);
+    if (statementsWanted) await resetStatements(side.url);
     const cpu0 = meter.read();
     const wal0 = await walPosition(side.url);
     const t0 = performance.now();
@@ -168,7 +170,9 @@ async function drainRound(db: Database, side: Side, receiver: Receiver) {
     const seconds = (performance.now() - t0) / 1000;
     const cpu = meter.since(cpu0);
     const deliveries = receiver.delivered - from;
-    return { complete, deliveries, seconds, cpu, wal: await walSince(side.url, wal0), rss: rss.stop() };
+    const wal = await walSince(side.url, wal0);
+    const statements = statementsWanted ? await topStatements(side.url, deliveries) : undefined;
+    return { complete, deliveries, seconds, cpu, wal, rss: rss.stop(), statements };
   } finally {
     receiver.onDelivery = undefined;
     await worker.stop();
@@ -206,6 +210,7 @@ function drainSummary(rounds: Round[]) {
       deliveries,
     ),
     rss_mib: rounds.map((r) => r.rss),
+    ...(statementsWanted ? { pg_statements_per_delivery: rounds.map((r) => r.statements) } : {}),
   };
 }
 
