@@ -7,6 +7,7 @@
  *   npm run bench:ingest                                  # single-event POST /events, 20 connections
  *   BENCH_BATCH=1000 BENCH_CONNECTIONS=4 npm run bench:ingest   # POST /events/batch, 1,000 events a call
  *   BENCH_EVENT_BYTES=1024 (default)   size of each event's JSON (type + payload)
+ *   BENCH_RATE=500                     at most 500 requests/s (default: as fast as it goes)
  *   BENCH_DURATION=15 BENCH_WARMUP=3   seconds measured, seconds of load before
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:ingest   # profile Postbox
  *   BENCH_DATABASE_URL=postgres://...  an existing server (its CPU is measured when it runs here)
@@ -14,7 +15,7 @@
  * The CPU figures are the robust ones on a shared machine; requests/s is not (see docs/perf.md).
  */
 import autocannon from 'autocannon';
-import { CpuMeter, perUnit, processCpuUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
+import { CpuMeter, perUnit, processCpuUs, processSysUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
 import {
   benchEvent,
   benchTenant,
@@ -31,6 +32,9 @@ const WARMUP_S = envNumber('BENCH_WARMUP', 3);
 const BATCH = envNumber('BENCH_BATCH', 0); // 0: single events to POST /events
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', BATCH > 0 ? 4 : 20);
 const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
+// Requests/s over all connections; 0 = as fast as it goes. A fixed rate keeps the work per request
+// comparable between two builds: at saturation a slower run also groups fewer requests per statement.
+const RATE = envNumber('BENCH_RATE', 0);
 
 interface Run {
   ok: number;
@@ -54,6 +58,7 @@ function load(base: string, apiKey: string, seconds: number): Promise<Run> {
         method: 'POST',
         connections: CONNECTIONS,
         duration: seconds,
+        ...(RATE > 0 ? { overallRate: RATE } : {}),
         headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
         body,
       },
@@ -82,6 +87,7 @@ async function main(): Promise<void> {
     if (WARMUP_S > 0) await load(postbox.base, apiKey, WARMUP_S);
     const meter = new CpuMeter({
       postbox: () => processCpuUs(postbox.pid),
+      postboxSys: () => processSysUs(postbox.pid),
       postgres: () => (db.postmasterPid ? treeCpuUs(db.postmasterPid) : NaN),
       bench: selfCpuUs,
     });
@@ -101,6 +107,7 @@ async function main(): Promise<void> {
         settings: {
           mode: BATCH > 0 ? `batch of ${BATCH}` : 'single',
           connections: CONNECTIONS,
+          rate: RATE || 'max',
           duration_s: DURATION_S,
           warmup_s: WARMUP_S,
           event_bytes: EVENT_BYTES,
@@ -116,6 +123,8 @@ async function main(): Promise<void> {
         cpu_us: {
           postbox_per_request: perUnit(cpu.postbox!, run.ok),
           postbox_per_event: perUnit(cpu.postbox!, events),
+          // The kernel's part of it (stime): socket writes and reads, the loopback network stack.
+          postbox_kernel_per_request: perUnit(cpu.postboxSys!, run.ok),
           postgres_per_event: perUnit(cpu.postgres!, events),
           bench_per_request: perUnit(cpu.bench!, run.ok),
         },

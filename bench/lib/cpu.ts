@@ -17,6 +17,8 @@ const US_PER_TICK = 1_000_000 / TICKS_PER_SEC;
 
 interface Stat {
   ppid: number;
+  /** stime alone (kernel: syscalls, network stack), ticks. */
+  sys: number;
   /** utime + stime, ticks. */
   own: number;
   /** cutime + cstime (reaped children), ticks. */
@@ -33,13 +35,24 @@ function readStat(pid: number): Stat | undefined {
   // The command name may hold spaces and parentheses: fields are counted after its last ')'.
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // f[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
-  return { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+  return {
+    ppid: Number(f[1]),
+    sys: Number(f[12]),
+    own: Number(f[11]) + Number(f[12]),
+    children: Number(f[13]) + Number(f[14]),
+  };
 }
 
 /** CPU used so far by one process (all its threads), µs; 0 once it has exited. */
 export function processCpuUs(pid: number): number {
   const s = readStat(pid);
   return s ? s.own * US_PER_TICK : 0;
+}
+
+/** Kernel CPU (stime) used so far by one process, µs: its syscalls, and the loopback network stack. */
+export function processSysUs(pid: number): number {
+  const s = readStat(pid);
+  return s ? s.sys * US_PER_TICK : 0;
 }
 
 /** CPU used so far by a process, every live descendant, and every reaped one, µs. */

@@ -94,15 +94,17 @@ export async function startPostbox(
       POSTBOX_ROLE: role,
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // BENCH_STDOUT=ignore: Postbox's log lines go to /dev/null instead of a pipe read by the bench.
+    stdio: ['ignore', process.env.BENCH_STDOUT === 'ignore' ? 'ignore' : 'pipe', 'inherit'],
   });
   child.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   onSpawn?.(child.pid!);
   // Every line is read (so the pipe never blocks the process); warnings and errors are shown.
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (line.includes('"level":"error"') || line.includes('"level":"warn"'))
-      console.error(`[postbox ${role}]`, line.slice(0, 300));
-  });
+  if (child.stdout)
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.includes('"level":"error"') || line.includes('"level":"warn"'))
+        console.error(`[postbox ${role}]`, line.slice(0, 300));
+    });
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
