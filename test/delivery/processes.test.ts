@@ -102,13 +102,14 @@ function allSucceeded(ids: string[], timeoutMs: number) {
 const attemptLogs = (logs: LogLine[]) => logs.filter((l) => l.message === 'delivery attempt').length;
 
 describe('maintenance in worker processes', () => {
-  it('a worker schedules retention and partitions on pg-boss (the API-only instance does not) and stops on SIGTERM', async () => {
+  it('a worker schedules its maintenance jobs on pg-boss (the API-only instance does not) and stops on SIGTERM', async () => {
     const schema = async () =>
       (await db().query(`SELECT to_regnamespace('pgboss') AS s`)).rows[0].s as string | null;
     expect(await schema()).toBeNull(); // the API-only instance started no scheduler
     const w = await spawnPostbox(app.db.url, { name: 'w', env: { SHUTDOWN_GRACE_MS: '3000' } });
     const { rows } = await db().query('SELECT name, cron FROM pgboss.schedule ORDER BY name');
     expect(rows).toEqual([
+      { name: 'postbox-client-certificates', cron: '37 * * * *' },
       { name: 'postbox-partitions', cron: '7 * * * *' },
       { name: 'postbox-retention', cron: '17 3 * * *' },
     ]);
