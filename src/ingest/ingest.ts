@@ -10,7 +10,7 @@ import { dbAppError } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../logger.js';
-import { insertEventsWithDeliveries, type IngestRow } from '../queries/events.js';
+import { insertEventsWithDeliveries, type IngestedRow, type IngestRow } from '../queries/events.js';
 import { deliveryWakeupFor } from './wakeup.js';
 
 /** One validated event. */
@@ -79,10 +79,20 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
     });
   });
 
-  // One statement answers every row: stored, or (idempotency key already used) the first event.
-  const rows = await insertRetrying(db, pending);
+  // One statement answers every row: stored, or (idempotency key already used) the first event. It
+  // wakes the workers itself unless a wake-up is already under way (src/ingest/wakeup.ts).
+  const wakeup = deliveryWakeupFor(db);
+  const carry = wakeup.carry();
+  let rows: IngestedRow[];
+  try {
+    rows = await insertRetrying(db, pending, carry.carry ? { always: carry.always } : undefined);
+  } catch (err) {
+    if (carry.carry) wakeup.carried(carry, false);
+    throw err;
+  }
+  if (carry.carry) wakeup.carried(carry, true);
+  else if (rows.some((row) => row.created && row.deliveryIds.length > 0)) wakeup.request();
   for (const row of rows) results[row.ord] ??= answer(row.eventId, row.deliveryIds, row.created);
-  if (rows.some((row) => row.created && row.deliveryIds.length > 0)) deliveryWakeupFor(db).request();
   if (pending.some((r) => results[r.ord] === undefined))
     throw AppError.unavailable('events could not be stored, retry');
 
@@ -94,10 +104,10 @@ export async function ingestEvents(db: Queryable, events: readonly EventInput[])
  * postbox.ingest raises serialization_failure (nothing stored) only when a used key's event was
  * deleted by retention between its two statements; a new try then stores the event.
  */
-async function insertRetrying(db: Queryable, rows: readonly IngestRow[]) {
+async function insertRetrying(db: Queryable, rows: readonly IngestRow[], wake?: { always: boolean }) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await insertEventsWithDeliveries(db, rows);
+      return await insertEventsWithDeliveries(db, rows, wake);
     } catch (err) {
       if ((err as { code?: unknown })?.code !== '40001' || attempt === 3) throw err;
     }

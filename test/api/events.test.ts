@@ -5,7 +5,7 @@ import { waitFor } from '../helpers/wait.js';
 import { DELIVERIES_CHANNEL } from '../../src/queries/notify.js';
 import { INGEST_EVENTS_SQL, ingestParams } from '../../src/queries/events.js';
 import { newId } from '../../src/ids.js';
-import { DeliveryWakeup } from '../../src/ingest/wakeup.js';
+import { DeliveryWakeup, deliveryWakeupFor } from '../../src/ingest/wakeup.js';
 import { runRetention } from '../../src/maintenance/retention.js';
 import { v7 } from 'uuid';
 
@@ -663,6 +663,77 @@ describe('worker wake-ups', () => {
     } finally {
       await listener.end();
     }
+  });
+});
+
+describe('wake-ups carried by ingest statements', () => {
+  /** DELIVERIES_CHANNEL notifications sent by `act`, counted once a later marker arrived. */
+  async function wakeUpsDuring(act: () => Promise<void>): Promise<number> {
+    const listener = new pg.Client({ connectionString: app.db.url });
+    await listener.connect();
+    const notes: string[] = [];
+    listener.on('notification', (n) => notes.push(n.channel));
+    await listener.query(`LISTEN ${DELIVERIES_CHANNEL}; LISTEN test_marker`);
+    try {
+      await act();
+      await app.db.pool.query(`SELECT pg_notify('test_marker', '')`);
+      await waitFor(() => notes.includes('test_marker'), { what: 'the marker notification' });
+      return notes.filter((c) => c === DELIVERIES_CHANNEL).length;
+    } finally {
+      await listener.end();
+    }
+  }
+
+  it('a commit while a statement carries the wake-up is woken once that one ends', async () => {
+    const wakeup = new DeliveryWakeup(app.db.pool);
+    const sent = await wakeUpsDuring(async () => {
+      const carrier = wakeup.carry();
+      expect(carrier).toEqual({ carry: true, always: false });
+      wakeup.request(); // another statement committed deliveries meanwhile
+      expect(wakeup.carry().carry).toBe(false); // one wake-up under way at a time
+      wakeup.carried(carrier, true);
+      await wakeup.settled();
+    });
+    expect(sent).toBe(1); // the carrier sent nothing here (it is not a real statement): one standalone
+  });
+
+  it('the next statement starting in the same turn carries an owed wake-up instead', async () => {
+    const wakeup = new DeliveryWakeup(app.db.pool);
+    const sent = await wakeUpsDuring(async () => {
+      const carrier = wakeup.carry();
+      wakeup.request();
+      wakeup.carried(carrier, true);
+      const next = wakeup.carry();
+      expect(next).toEqual({ carry: true, always: true });
+      wakeup.carried(next, true);
+      await wakeup.settled();
+    });
+    expect(sent).toBe(0);
+  });
+
+  it('a failed carrier leaves what it took over owed', async () => {
+    const wakeup = new DeliveryWakeup(app.db.pool);
+    const sent = await wakeUpsDuring(async () => {
+      const first = wakeup.carry();
+      wakeup.request();
+      wakeup.carried(first, true);
+      const failing = wakeup.carry();
+      wakeup.carried(failing, false);
+      await wakeup.settled();
+    });
+    expect(sent).toBe(1);
+  });
+
+  it('an ingest with deliveries wakes the workers from its own statement', async () => {
+    const tenant = await app.createTenant('carried');
+    await createWebhook(tenant, ['carried.*']);
+    await deliveryWakeupFor(app.db.pool).settled();
+    const sent = await wakeUpsDuring(async () => {
+      const res = await postEvent(tenant, { type: 'carried.one', payload: {} });
+      expect(res.status).toBe(202);
+      await deliveryWakeupFor(app.db.pool).settled();
+    });
+    expect(sent).toBe(1);
   });
 });
 
