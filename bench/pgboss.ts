@@ -7,10 +7,12 @@
  *   npm run bench:pgboss
  *   BENCH_DESIGNS=postbox,pgboss,postbox,pgboss npm run bench:pgboss   # alternate, to see the spread
  *   BENCH_PRELOAD=10000 BENCH_RATE=300 BENCH_DURATION=20 BENCH_WEBHOOKS=2 BENCH_EVENT_BYTES=1024
+ *   BENCH_PRODUCE_EVERY_MS=0   # steady rate: one statement per event, 10 connections
  *   PGBOSS_WORKERS=4 PGBOSS_BATCH=50 PGBOSS_POLL_SECONDS=0.5   # the pg-boss worker's settings
  *
- * Both designs get their events from this process, one SQL statement per event (a batch of 1,000 per
- * statement for the backlog), so the producer's cost is alike and counted in PostgreSQL's CPU:
+ * Both designs get their events from this process the same way, so the producer's cost is alike (and
+ * counted in PostgreSQL's CPU): in statements of 1,000 for the backlog, and at a steady rate one
+ * statement every BENCH_PRODUCE_EVERY_MS (default 10) with the events due by then:
  * - postbox: `SELECT postbox.emit(...)` (docs/producers.md), which stores the event and one delivery per
  *   matching webhook and wakes the workers; one Postbox worker process (POSTBOX_ROLE=worker, defaults).
  * - pgboss: `boss.insert([...])` of one job per webhook, the event's payload in each; one worker process
@@ -43,6 +45,7 @@ const WEBHOOKS = envNumber('BENCH_WEBHOOKS', 2);
 const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
 const DESIGNS = (process.env.BENCH_DESIGNS ?? 'postbox,pgboss').split(',') as ('postbox' | 'pgboss')[];
 const DRAIN_TIMEOUT_S = envNumber('BENCH_DRAIN_TIMEOUT_S', 180);
+const PRODUCE_EVERY_MS = envNumber('BENCH_PRODUCE_EVERY_MS', 10);
 const BATCH = 1000;
 
 const log = (msg: string) => console.error(`[pgboss] ${msg}`);
@@ -82,9 +85,12 @@ async function postboxDesign(url: string, receiver: Receiver): Promise<Design> {
   const tenant = rows[0]!.id;
   return {
     produce: async (events) => {
+      // occurred_at is the moment the bench produced the event (as the pg-boss jobs' timestamp), so the
+      // lag of both designs counts from the same point, waits for a pool connection included.
       await pool.query(
-        `SELECT postbox.emit($1, e->>'type', e->'payload') FROM jsonb_array_elements($2::jsonb) e`,
-        [tenant, JSON.stringify(events)],
+        `SELECT postbox.emit($1, e->>'type', e->'payload', NULL, $3::timestamptz)
+           FROM jsonb_array_elements($2::jsonb) e`,
+        [tenant, JSON.stringify(events), new Date()],
       );
     },
     startWorker: (onSpawn) => startPostbox(url, 'worker', {}, onSpawn),
@@ -209,7 +215,11 @@ async function drain(db: Database, design: Design, receiver: Receiver) {
   };
 }
 
-/** Phase 2: RATE events/s for DURATION_S, one statement per event, while the worker runs. */
+/**
+ * Phase 2: RATE events/s for DURATION_S while the worker runs. Every PRODUCE_EVERY_MS the events due so
+ * far go in one statement (as Postbox's API groups concurrent requests into one transaction); with
+ * BENCH_PRODUCE_EVERY_MS=0 each event is its own statement, sent at once over a pool of 10 connections.
+ */
 async function steady(db: Database, design: Design, receiver: Receiver, workerPid: number) {
   const base = { delivered: receiver.delivered, lags: receiver.lagsMs.length };
   const meter = meterFor(db, workerPid);
@@ -221,17 +231,19 @@ async function steady(db: Database, design: Design, receiver: Receiver, workerPi
   const produceMs: number[] = [];
   while (Date.now() - started < DURATION_S * 1000) {
     const due = Math.floor(((Date.now() - started) / 1000) * RATE) - produced;
-    for (let i = 0; i < due; i++) {
+    const groups = PRODUCE_EVERY_MS > 0 ? (due > 0 ? [due] : []) : Array.from({ length: due }, () => 1);
+    for (const n of groups) {
       const t0 = performance.now();
+      const events = Array.from({ length: n }, (_, i) => benchEvent(EVENT_BYTES, produced + i));
       const p = design
-        .produce([benchEvent(EVENT_BYTES, produced)])
+        .produce(events)
         .then(() => void produceMs.push(performance.now() - t0))
-        .catch(() => void failed++)
+        .catch(() => void (failed += n))
         .finally(() => pending.delete(p));
       pending.add(p);
-      produced++;
+      produced += n;
     }
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, PRODUCE_EVERY_MS || 5));
   }
   const producedSeconds = (Date.now() - started) / 1000;
   await Promise.all(pending);
@@ -287,6 +299,7 @@ async function main(): Promise<void> {
         settings: {
           preload_events: PRELOAD,
           rate: RATE,
+          produce_every_ms: PRODUCE_EVERY_MS,
           duration_s: DURATION_S,
           webhooks: WEBHOOKS,
           event_bytes: EVENT_BYTES,

@@ -8,9 +8,11 @@
  *   npm run bench:scale                     # 1 API + 1 worker, then 2 API + 2 workers
  *   BENCH_SHAPES=1,2,1,2 npm run bench:scale   # alternate, to see the spread on a shared machine
  *   BENCH_DURATION=15 BENCH_WARMUP=3 BENCH_CONNECTIONS=32 BENCH_WEBHOOKS=2 BENCH_EVENT_BYTES=1024
+ *   BENCH_TENANTS=8 npm run bench:scale     # the events spread over 8 tenants (each with the webhooks)
+ *   BENCH_PG_STATEMENTS=1 npm run bench:scale   # adds the top statements per event (pg_stat_statements)
  *
  * One embedded PostgreSQL 17 (default settings, fsync on; or BENCH_DATABASE_URL, which must allow CREATE
- * DATABASE), a fresh database per shape, one tenant with BENCH_WEBHOOKS webhooks on a receiver on
+ * DATABASE), a fresh database per shape, BENCH_TENANTS tenants (default 1) with BENCH_WEBHOOKS webhooks each on a receiver on
  * 127.0.0.1 (default settings: adaptive concurrency from its default). autocannon POSTs single events,
  * BENCH_CONNECTIONS in all shared out among the API processes, for BENCH_WARMUP s (not measured, drained)
  * and then BENCH_DURATION s; the window ends when the last delivery of the accepted events arrived.
@@ -34,6 +36,7 @@ import {
   type Database,
   type PostboxProcess,
 } from './lib/setup.js';
+import { resetStatements, statementsWanted, topStatements } from './lib/pg-statements.js';
 import { envNumber, summary } from './lib/stats.js';
 import { walPosition, walSince } from './lib/wal.js';
 
@@ -41,6 +44,7 @@ const DURATION_S = envNumber('BENCH_DURATION', 15);
 const WARMUP_S = envNumber('BENCH_WARMUP', 3);
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 32);
 const WEBHOOKS = envNumber('BENCH_WEBHOOKS', 2);
+const TENANTS = envNumber('BENCH_TENANTS', 1);
 const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
 const SHAPES = (process.env.BENCH_SHAPES ?? '1,2').split(',').map(Number);
 const DRAIN_TIMEOUT_S = envNumber('BENCH_DRAIN_TIMEOUT_S', 120);
@@ -75,9 +79,11 @@ async function runShape(db: Database, receiver: Receiver, n: number, index: numb
     apis.push(await startPostbox(url, 'api'));
     for (let i = 1; i < n; i++) apis.push(await startPostbox(url, 'api'));
     for (let i = 0; i < n; i++) workers.push(await startPostbox(url, 'worker'));
-    const { apiKey } = await benchTenant(apis[0]!.base, { webhooks: WEBHOOKS, url: receiver.url });
+    const apiKeys: string[] = [];
+    for (let t = 0; t < TENANTS; t++)
+      apiKeys.push((await benchTenant(apis[0]!.base, { webhooks: WEBHOOKS, url: receiver.url })).apiKey);
     const load = {
-      apiKey,
+      apiKeys,
       path: '/events',
       body: JSON.stringify(benchEvent(EVENT_BYTES)),
       connections: CONNECTIONS,
@@ -98,6 +104,7 @@ async function runShape(db: Database, receiver: Receiver, n: number, index: numb
       bench: selfCpuUs,
     });
     const before = { delivered: receiver.delivered, lags: receiver.lagsMs.length };
+    if (statementsWanted) await resetStatements(url);
     const xacts = await committedTransactions(url);
     const wal0 = await walPosition(url);
     const mark = meter.read();
@@ -137,6 +144,7 @@ async function runShape(db: Database, receiver: Receiver, n: number, index: numb
       },
       wal_bytes_per_event: perUnit(wal, run.accepted),
       transactions_per_event: round2(transactions / run.accepted),
+      ...(statementsWanted ? { pg_statements_per_event: await topStatements(url, run.accepted, 12) } : {}),
     };
     log(`${n} + ${n}: ${result.events_per_sec} events/s, ${result.deliveries_per_sec} deliveries/s`);
     return result;
@@ -160,6 +168,7 @@ async function main(): Promise<void> {
           duration_s: DURATION_S,
           warmup_s: WARMUP_S,
           connections: CONNECTIONS,
+          tenants: TENANTS,
           webhooks: WEBHOOKS,
           event_bytes: EVENT_BYTES,
         },

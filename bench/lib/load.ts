@@ -15,11 +15,12 @@ export interface LoadRun {
 
 /**
  * POSTs `body` to `path` of every base in `bases` for `seconds`, `connections` in all (split evenly,
- * at least one each), `rate` events/s in all when given. Resolves when every instance has finished.
+ * at least one each), `rate` events/s in all when given. With several `apiKeys` (one per tenant) each
+ * connection takes them in turn. Resolves when every instance has finished.
  */
 export async function postLoad(
   bases: string[],
-  o: { apiKey: string; path: string; body: string; connections: number; seconds: number; rate?: number },
+  o: { apiKeys: string[]; path: string; body: string; connections: number; seconds: number; rate?: number },
 ): Promise<LoadRun> {
   const run: LoadRun = { accepted: 0, rejected: 0, statuses: {}, latenciesMs: [], seconds: 0 };
   const started = performance.now();
@@ -34,8 +35,15 @@ export async function postLoad(
               connections: Math.max(1, Math.round(o.connections / bases.length)),
               duration: o.seconds,
               ...(o.rate ? { overallRate: o.rate / bases.length } : {}),
-              headers: { authorization: `Bearer ${o.apiKey}`, 'content-type': 'application/json' },
+              headers: { authorization: `Bearer ${o.apiKeys[0]}`, 'content-type': 'application/json' },
               body: o.body,
+              ...(o.apiKeys.length > 1
+                ? {
+                    requests: o.apiKeys.map((key) => ({
+                      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+                    })),
+                  }
+                : {}),
             },
             (err) => (err ? reject(err) : resolve()),
           );
