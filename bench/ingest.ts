@@ -7,6 +7,7 @@
  *   npm run bench:ingest                                  # single-event POST /events, 20 connections
  *   BENCH_BATCH=1000 BENCH_CONNECTIONS=4 npm run bench:ingest   # POST /events/batch, 1,000 events a call
  *   BENCH_EVENT_BYTES=1024 (default)   size of each event's JSON (type + payload)
+ *   BENCH_WEBHOOKS=2                   webhooks matching every event (default 1): deliveries queued per event
  *   BENCH_RATE=500                     at most 500 requests/s (default: as fast as it goes)
  *   BENCH_DURATION=15 BENCH_WARMUP=3   seconds measured, seconds of load before
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:ingest   # profile Postbox
@@ -32,6 +33,7 @@ const WARMUP_S = envNumber('BENCH_WARMUP', 3);
 const BATCH = envNumber('BENCH_BATCH', 0); // 0: single events to POST /events
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', BATCH > 0 ? 4 : 20);
 const EVENT_BYTES = envNumber('BENCH_EVENT_BYTES', 1024);
+const WEBHOOKS = envNumber('BENCH_WEBHOOKS', 1);
 // Requests/s over all connections; 0 = as fast as it goes. A fixed rate keeps the work per request
 // comparable between two builds: at saturation a slower run also groups fewer requests per statement.
 const RATE = envNumber('BENCH_RATE', 0);
@@ -83,7 +85,10 @@ async function main(): Promise<void> {
   const postbox = await startPostbox(db.url, 'api', { BODY_LIMIT_BYTES: String(4 * 1024 * 1024) });
   try {
     // Deliveries are queued for this receiver but never sent (no workers): ingest alone is measured.
-    const { apiKey } = await benchTenant(postbox.base, { webhooks: 1, url: 'http://127.0.0.1:9/hook' });
+    const { apiKey } = await benchTenant(postbox.base, {
+      webhooks: WEBHOOKS,
+      url: 'http://127.0.0.1:9/hook',
+    });
     if (WARMUP_S > 0) await load(postbox.base, apiKey, WARMUP_S);
     const meter = new CpuMeter({
       postbox: () => processCpuUs(postbox.pid),
@@ -111,6 +116,7 @@ async function main(): Promise<void> {
           duration_s: DURATION_S,
           warmup_s: WARMUP_S,
           event_bytes: EVENT_BYTES,
+          webhooks: WEBHOOKS,
           log_level: process.env.LOG_LEVEL ?? 'info',
         },
         requests: run.ok,
