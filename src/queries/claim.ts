@@ -112,6 +112,15 @@ const FIFO_UNFINISHED = `d.fifo_seq IS NOT NULL AND d.status IN ('pending', 'in_
 // deliveries_due_idx to the lookahead (measured: 14 ms instead of 0.6 ms per claim with 14,000 due
 // rows). A CASE has no such estimate.
 const NOT_FIFO = `CASE WHEN d.fifo_seq IS NULL THEN true ELSE false END`;
+/**
+ * `d.status = <status>` for rows already found by primary key (= ANY(ARRAY(...))), as a CASE so that no
+ * partial index can serve it: with the plain test the planner ANDs the key lookup with a bitmap scan of
+ * a whole partial index on status (deliveries_pending_webhook_idx, deliveries_lease_idx: every pending
+ * or in-flight row's entry, 14,000 while draining 20,000), so each claim and record cost grew with the
+ * queue. Re-checked on the locked row version like any other condition.
+ */
+export const keyedStatusIs = (status: 'pending' | 'in_flight') =>
+  `CASE WHEN d.status = '${status}' THEN true ELSE false END`;
 const TENANT_FREE = `q.max_concurrent_deliveries
        - (SELECT count(*) FROM deliveries f WHERE f.status = 'in_flight' AND f.tenant_id = q.tenant_id)`;
 
@@ -369,7 +378,7 @@ WITH RECURSIVE expired AS (
 ), due AS MATERIALIZED (
    SELECT d.id, d.tenant_id FROM deliveries d
     WHERE d.id = ANY (ARRAY(SELECT p.id FROM picked p JOIN tenants t ON t.tenant_id = p.tenant_id))
-      AND d.status = 'pending' AND (d.next_attempt_at <= now() OR d.fifo_seq IS NOT NULL)
+      AND ${keyedStatusIs('pending')} AND (d.next_attempt_at <= now() OR d.fifo_seq IS NOT NULL)
       FOR UPDATE OF d SKIP LOCKED
 ), claimed AS (
    UPDATE deliveries d

@@ -6,7 +6,7 @@
 import type { HealthPolicy } from '../config.js';
 import type { Queryable } from '../db/pool.js';
 import { ADAPT_AGGREGATES, ADAPT_LATERAL, ADAPT_OVERLOAD } from './adaptive-concurrency.js';
-import { LOST_ATTEMPT_ERROR } from './claim.js';
+import { keyedStatusIs, LOST_ATTEMPT_ERROR } from './claim.js';
 import { deadLetterInsert } from './dead-letter.js';
 
 /** What the next state of an attempted delivery is. */
@@ -270,7 +270,7 @@ WITH r AS (
           updated_at = now()
      FROM r
     WHERE d.id = ANY($2::uuid[]) AND d.id = r.id
-      AND d.status = 'in_flight' AND d.lease_owner = $1 AND d.attempts = r.attempt
+      AND ${keyedStatusIs('in_flight')} AND d.lease_owner = $1 AND d.attempts = r.attempt
       -- Evaluated once, first: every webhook lock is taken before a delivery row is.
       AND (SELECT count(*) FROM calc) >= 0
     RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.status, d.attempts, d.last_error, d.fifo_seq
