@@ -7,6 +7,7 @@ import type { Span } from '@opentelemetry/api';
 import type { ApiContext } from '../context.js';
 import { listScope, readScope, tenantScope } from '../middleware/auth.js';
 import { idCursor, page } from '../pagination.js';
+import { sendJson } from '../send-json.js';
 import { IdParams, parseInput } from '../validate.js';
 import {
   BatchBody,
@@ -141,7 +142,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
       [ATTR.eventId]: result!.event_id,
       [ATTR.tenantId]: event.tenantId,
     });
-    res.status(result!.created ? 202 : 200).json(answerJson(result!));
+    sendJson(res, result!.created ? 202 : 200, answerJson(result!));
   });
 
   router.post('/events/batch', ...ingestSpan(ctx.tracing, '/events/batch'), ...guard, async (req, res) => {
@@ -156,7 +157,7 @@ export function eventsRouter(ctx: ApiContext, guard: RequestHandler[]): Router {
     const results = await acceptEvents(ctx, events, req.requestId, (ord) => `events.${ord}.`);
     // One span for the request: its events are found by their stored traceparent, not listed here.
     (res.locals.ingestSpan as Span | undefined)?.setAttribute(ATTR.eventCount, results.length);
-    res.status(202).json({ data: results.map(answerJson) });
+    sendJson(res, 202, { data: results.map(answerJson) });
   });
 
   router.get('/events', ...guard, async (req, res) => {
