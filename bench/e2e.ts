@@ -22,7 +22,7 @@
  * Loopback only, bounded in time, stops by itself. LOG_LEVEL is Postbox's default (info) unless set.
  */
 import autocannon from 'autocannon';
-import { CpuMeter, perUnit, processCpuUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
+import { CpuMeter, perUnit, processCpuUs, processSysUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { startReceiver, type Receiver } from './lib/receiver.js';
 import {
@@ -109,6 +109,7 @@ async function drain(db: Database, receiver: Receiver) {
   const worker = await startPostbox(db.url, 'worker', {}, (pid) => {
     meter = new CpuMeter({
       worker: () => processCpuUs(pid),
+      workerSys: () => processSysUs(pid),
       postgres: () => (db.postmasterPid ? treeCpuUs(db.postmasterPid) : NaN),
       bench: selfCpuUs,
     });
@@ -134,6 +135,8 @@ async function drain(db: Database, receiver: Receiver) {
       transactions_per_delivery: round2(transactions / delivered),
       cpu_us: {
         worker_per_delivery: perUnit(cpu.worker!, delivered - 1),
+        // The kernel's part of it (stime): socket writes and reads, the loopback network stack.
+        worker_kernel_per_delivery: perUnit(cpu.workerSys!, delivered - 1),
         postgres_per_delivery: perUnit(cpu.postgres!, delivered - 1),
       },
       cpu_cores_used: {
