@@ -5,9 +5,11 @@
  * endless or huge body is cut off at the cap, never buffered.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import got, { type Got } from 'got';
+import got, { type Got, type RequestFunction } from 'got';
 import type { ClaimedDelivery } from '../queries/deliveries.js';
 import { projectRoot } from '../paths.js';
 import type { SecretBox } from '../security/secret-box.js';
@@ -106,6 +108,20 @@ function describeStatus(status: number): string {
   return `HTTP ${status}`;
 }
 
+/**
+ * got's request function (http.request or https.request, as got would pick), given only the options
+ * got set. got passes ~40 native options, most of them undefined, and Node's ClientRequest and the
+ * agent's pool key (Agent#getName) then work through all of them: ~13 µs of CPU per request against
+ * a local receiver (got.stream.post, 15,000 requests, 3 runs each: 186-194 µs -> 167-182 µs). An
+ * undefined option and an absent one mean the same to Node.
+ */
+const requestWithSetOptions: RequestFunction = (url, options, callback) => {
+  const given = options as Record<string, unknown>;
+  const set: Record<string, unknown> = {};
+  for (const key in given) if (given[key] !== undefined) set[key] = given[key];
+  return (url.protocol === 'https:' ? https : http).request(url, set, callback);
+};
+
 export interface SenderOptions {
   /** Pooled keep-alive agents (and the SSRF filter, when installed): see http-agents.ts. */
   agents: HttpAgents;
@@ -131,6 +147,7 @@ export class Sender {
       // Receivers are not asked to compress: no decompression cost, and the cap counts wire bytes.
       decompress: false,
       http2: false,
+      request: requestWithSetOptions,
     });
   }
 
