@@ -7,6 +7,7 @@
  *
  *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook, POSTBOX_ROLE=all
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
+ *   BENCH_WARMUP=3 (default)  seconds of the same load before the timed run (not measured)
  *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
  *   BENCH_SPLIT=1 npm run bench:e2e                      # an API and a worker process: CPU of each
  *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery drain: an API process queues
@@ -40,6 +41,7 @@ import { resetStatements, statementsWanted, topStatements } from './lib/pg-state
 import { envNumber, summary } from './lib/stats.js';
 
 const DURATION_S = envNumber('BENCH_DURATION', 20);
+const WARMUP_S = envNumber('BENCH_WARMUP', 3); // seconds of the same load before the timed run
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50);
 const WEBHOOKS = envNumber('BENCH_WEBHOOKS', 1);
 const RATE = envNumber('BENCH_RATE', 0); // events/s over all connections; 0 = as fast as it goes
@@ -59,6 +61,7 @@ const until = async (done: () => boolean, deadline: number) => {
 function settings() {
   return {
     duration_s: DURATION_S,
+    warmup_s: WARMUP_S,
     connections: CONNECTIONS,
     webhooks: WEBHOOKS,
     rate: RATE || 'max',
@@ -149,6 +152,43 @@ async function drain(db: Database, receiver: Receiver) {
   };
 }
 
+/** autocannon POSTing single events for `seconds` at RATE (or as fast as it goes). */
+function post(
+  base: string,
+  apiKey: string,
+  seconds: number,
+  onResponse: (status: number, ms: number) => void,
+) {
+  return new Promise<void>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `${base}/events`,
+        method: 'POST',
+        connections: CONNECTIONS,
+        duration: seconds,
+        ...(RATE > 0 ? { overallRate: RATE } : {}),
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(benchEvent(EVENT_BYTES)),
+      },
+      (err) => (err ? reject(err) : resolve()),
+    );
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) =>
+      onResponse(status, responseTime),
+    );
+  });
+}
+
+/**
+ * The same load for WARMUP_S first, its deliveries awaited: what is measured is the steady state, not
+ * the JIT warming up, the pools connecting and each webhook's adaptive limit rising from its start.
+ */
+async function warmUp(base: string, apiKey: string, receiver: Receiver) {
+  let accepted = 0;
+  const from = receiver.delivered;
+  await post(base, apiKey, WARMUP_S, (status) => void (status === 202 && accepted++));
+  await until(() => receiver.delivered >= from + accepted * WEBHOOKS, Date.now() + DRAIN_TIMEOUT_MS);
+}
+
 /** autocannon for DURATION_S, then waits until every delivery of the accepted events arrived. */
 async function timedIngest(
   db: Database,
@@ -164,25 +204,11 @@ async function timedIngest(
   const meter = meterFor(db, processes);
   const mark = meter.read();
   const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: `${base}/events`,
-        method: 'POST',
-        connections: CONNECTIONS,
-        duration: DURATION_S,
-        ...(RATE > 0 ? { overallRate: RATE } : {}),
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify(benchEvent(EVENT_BYTES)),
-      },
-      (err) => (err ? reject(err) : resolve()),
-    );
-    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
-      if (status === 202) {
-        accepted++;
-        ingestLatencies.push(responseTime);
-      } else rejected++;
-    });
+  await post(base, apiKey, DURATION_S, (status, responseTime) => {
+    if (status === 202) {
+      accepted++;
+      ingestLatencies.push(responseTime);
+    } else rejected++;
   });
   const ingestEnded = Date.now();
   const expected = before.delivered + accepted * WEBHOOKS;
@@ -256,6 +282,7 @@ async function main(): Promise<void> {
       processes.worker = await startPostbox(db.url, 'worker');
     }
     if (DURATION_S > 0) {
+      if (WARMUP_S > 0) await warmUp(first.base, apiKey, receiver);
       const { complete, result } = await timedIngest(db, processes, first.base, apiKey, receiver);
       Object.assign(out, result);
       if (!complete) process.exitCode = 1;
