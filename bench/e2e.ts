@@ -8,7 +8,8 @@
  *   npm run bench:e2e                                   # 20 s, 50 connections, 1 webhook, POSTBOX_ROLE=all
  *   BENCH_DURATION=30 BENCH_CONNECTIONS=100 BENCH_WEBHOOKS=2 npm run bench:e2e
  *   BENCH_WARMUP=3 (default)  seconds of the same load before the timed run (not measured)
- *   BENCH_RATE=300 npm run bench:e2e                     # steady load: at most 300 events/s
+ *   BENCH_RATE=300 npm run bench:e2e                     # steady load: 300 events/s, paced evenly
+ *                  # (open loop; ingest latency counted from when each request was due)
  *   BENCH_SPLIT=1 npm run bench:e2e                      # an API and a worker process: CPU of each
  *   BENCH_PRELOAD=20000 BENCH_DURATION=0 npm run bench:e2e  # delivery drain: an API process queues
  *                  # 20k events with /events/batch, then a worker process starts and drains them;
@@ -24,6 +25,7 @@
  */
 import autocannon from 'autocannon';
 import { CpuMeter, perUnit, processCpuUs, processSysUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
+import { pacedPost } from './lib/paced.js';
 import { startOtlpSink, type OtlpSink } from './lib/otlp-sink.js';
 import { startReceiver, type Receiver } from './lib/receiver.js';
 import {
@@ -152,13 +154,19 @@ async function drain(db: Database, receiver: Receiver) {
   };
 }
 
-/** autocannon POSTing single events for `seconds` at RATE (or as fast as it goes). */
+/**
+ * Single events for `seconds`: autocannon as fast as it goes, or at RATE paced evenly (open loop,
+ * bench/lib/paced.ts says why not autocannon's rate limit).
+ */
 function post(
   base: string,
   apiKey: string,
   seconds: number,
   onResponse: (status: number, ms: number) => void,
 ) {
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  const body = JSON.stringify(benchEvent(EVENT_BYTES));
+  if (RATE > 0) return pacedPost({ url: `${base}/events`, headers, body, rate: RATE, seconds }, onResponse);
   return new Promise<void>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -166,9 +174,8 @@ function post(
         method: 'POST',
         connections: CONNECTIONS,
         duration: seconds,
-        ...(RATE > 0 ? { overallRate: RATE } : {}),
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify(benchEvent(EVENT_BYTES)),
+        headers,
+        body,
       },
       (err) => (err ? reject(err) : resolve()),
     );
@@ -202,6 +209,7 @@ async function timedIngest(
   let accepted = 0;
   let rejected = 0;
   const meter = meterFor(db, processes);
+  if (statementsWanted) await resetStatements(db.url);
   const mark = meter.read();
   const started = Date.now();
   await post(base, apiKey, DURATION_S, (status, responseTime) => {
@@ -249,6 +257,7 @@ async function timedIngest(
         postgres: round2(cpu.postgres! / 1e6 / seconds),
         bench: round2(cpu.bench! / 1e6 / seconds),
       },
+      ...(statementsWanted ? { pg_statements_per_delivery: await topStatements(db.url, delivered) } : {}),
     },
   };
 }

@@ -8,7 +8,7 @@
  *   BENCH_BATCH=1000 BENCH_CONNECTIONS=4 npm run bench:ingest   # POST /events/batch, 1,000 events a call
  *   BENCH_EVENT_BYTES=1024 (default)   size of each event's JSON (type + payload)
  *   BENCH_WEBHOOKS=2                   webhooks matching every event (default 1): deliveries queued per event
- *   BENCH_RATE=500                     at most 500 requests/s (default: as fast as it goes)
+ *   BENCH_RATE=500                     500 requests/s paced evenly, open loop (default: autocannon as fast as it goes)
  *   BENCH_DURATION=15 BENCH_WARMUP=3   seconds measured, seconds of load before
  *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:ingest   # profile Postbox
  *   BENCH_DATABASE_URL=postgres://...  an existing server (its CPU is measured when it runs here)
@@ -16,6 +16,7 @@
  * The CPU figures are the robust ones on a shared machine; requests/s is not (see docs/perf.md).
  */
 import autocannon from 'autocannon';
+import { pacedPost } from './lib/paced.js';
 import { CpuMeter, perUnit, processCpuUs, processSysUs, selfCpuUs, treeCpuUs } from './lib/cpu.js';
 import {
   benchEvent,
@@ -53,15 +54,28 @@ function load(base: string, apiKey: string, seconds: number): Promise<Run> {
       : JSON.stringify(benchEvent(EVENT_BYTES));
   const run: Run = { ok: 0, failed: 0, statuses: {}, latenciesMs: [], seconds: 0 };
   const started = Date.now();
+  const url = `${base}${BATCH > 0 ? '/events/batch' : '/events'}`;
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  const count = (status: number, latencyMs: number) => {
+    run.statuses[status] = (run.statuses[status] ?? 0) + 1;
+    if (status === 202) {
+      run.ok++;
+      run.latenciesMs.push(latencyMs);
+    } else run.failed++;
+  };
+  if (RATE > 0)
+    return pacedPost({ url, headers, body, rate: RATE, seconds }, count).then(() => {
+      run.seconds = (Date.now() - started) / 1000;
+      return run;
+    });
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
-        url: `${base}${BATCH > 0 ? '/events/batch' : '/events'}`,
+        url,
         method: 'POST',
         connections: CONNECTIONS,
         duration: seconds,
-        ...(RATE > 0 ? { overallRate: RATE } : {}),
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        headers,
         body,
       },
       (err) => {
@@ -70,13 +84,9 @@ function load(base: string, apiKey: string, seconds: number): Promise<Run> {
         else resolve(run);
       },
     );
-    instance.on('response', (_c: unknown, status: number, _bytes: number, responseTime: number) => {
-      run.statuses[status] = (run.statuses[status] ?? 0) + 1;
-      if (status === 202) {
-        run.ok++;
-        run.latenciesMs.push(responseTime);
-      } else run.failed++;
-    });
+    instance.on('response', (_c: unknown, status: number, _bytes: number, responseTime: number) =>
+      count(status, responseTime),
+    );
   });
 }
 
