@@ -230,6 +230,27 @@ END $$;
 
 COMMENT ON FUNCTION postbox.dead_letter_notices() IS 'Trigger: deliveries entering the DLQ add to their webhook''s postbox.delivery.dead_lettered digest, and a DLQ crossing max_dlq_size to the tenant''s postbox.tenant.quota_exceeded digest, in the same transaction.';
 
+CREATE FUNCTION postbox.delete_children() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+  -- Statement-level, with the deleted rows as a transition table: one statement per DELETE, not per row.
+  -- Each statement here takes a new snapshot (READ COMMITTED), so it also sees what an ingest that held
+  -- the deleted row FOR KEY SHARE committed while this DELETE waited for it.
+  IF TG_TABLE_NAME = 'tenants' THEN
+    DELETE FROM deliveries d USING gone g WHERE d.tenant_id = g.id;
+    DELETE FROM events e USING gone g WHERE e.tenant_id = g.id;
+  ELSIF TG_TABLE_NAME = 'webhooks' THEN
+    DELETE FROM deliveries d USING gone g WHERE d.webhook_id = g.id;
+  ELSIF TG_TABLE_NAME = 'events' THEN
+    DELETE FROM deliveries d USING gone g WHERE d.event_id = g.id;
+  END IF;
+  RETURN NULL;
+END $$;
+
+COMMENT ON FUNCTION postbox.delete_children() IS 'ON DELETE CASCADE for the rows without foreign keys: a deleted tenant''s deliveries and events, a deleted webhook''s or event''s deliveries (their dead-letter rows follow by their own foreign key).';
+
 CREATE FUNCTION postbox.drop_attempt_partition(part regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'public', 'pg_catalog', 'pg_temp'
@@ -294,11 +315,12 @@ DECLARE
   patterns text[] := array_remove(postbox.event_type_patterns(p_type), '*');
   event_id uuid;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM webhooks w
+  PERFORM 1 FROM tenants t WHERE t.id = p_tenant FOR KEY SHARE;
+  IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM webhooks w
                   WHERE w.tenant_id = p_tenant AND w.event_types && patterns
                     AND w.deleted_at IS NULL AND w.enabled AND w.id IS DISTINCT FROM p_subject
                     AND (w.filter_path IS NULL OR p_payload @@ w.filter_path)) THEN
-    RETURN NULL; -- nobody listens: no event is stored
+    RETURN NULL; -- nobody listens (or the tenant is gone): no event is stored
   END IF;
   event_id := postbox.uuidv7();
   INSERT INTO events (id, tenant_id, type, payload, occurred_at) VALUES (event_id, p_tenant, p_type, p_payload, now());
@@ -315,7 +337,8 @@ BEGIN
    WHERE w.tenant_id = p_tenant AND w.event_types && patterns
      AND w.deleted_at IS NULL AND w.enabled AND w.id IS DISTINCT FROM p_subject
      AND (w.filter_path IS NULL OR p_payload @@ w.filter_path)
-   ORDER BY w.id;
+   ORDER BY w.id
+     FOR KEY SHARE OF w;
   RETURN event_id;
 END $$;
 
@@ -367,6 +390,7 @@ CREATE FUNCTION postbox.ingest(events_json json) RETURNS TABLE(ord integer, even
 DECLARE
   stored bigint;
   repeated bigint;
+  missing record;
 BEGIN
   RETURN QUERY
   WITH input_rows AS MATERIALIZED (
@@ -386,6 +410,13 @@ BEGIN
        AND postbox.check_payload(r.ord, r.type, r.version, COALESCE(c.catalogued, false), c.version, c.schema,
                                  COALESCE(r.payload, 'null'::jsonb))
   ),
+  -- Each tenant of the input, locked FOR KEY SHARE once per statement (what the foreign keys did once per
+  -- row): a tenant being deleted waits for this commit and then deletes these events too (the
+  -- tenants_delete_children trigger); one deleted before is missing here, its events are not inserted
+  -- and the statement fails with foreign_key_violation below.
+  tenants_locked AS MATERIALIZED (
+    SELECT t.id FROM tenants t WHERE t.id IN (SELECT DISTINCT r.tenant_id FROM input_rows r) FOR KEY SHARE
+  ),
   -- The patterns matching each type, once per distinct type rather than once per event: the function
   -- costs ~9 µs a call, and a batch usually holds few types.
   typed AS MATERIALIZED (
@@ -398,6 +429,7 @@ BEGIN
     SELECT r.id, r.tenant_id, r.type, r.payload, COALESCE(r.occurred_at, now()),
            r.idempotency_key, r.traceparent, r.version, r.metadata, r.source
       FROM input_rows r
+     WHERE r.tenant_id IN (SELECT l.id FROM tenants_locked l)
      ORDER BY r.ord
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id
@@ -414,6 +446,10 @@ BEGIN
      WHERE w.event_types && (SELECT array_agg(DISTINCT p) FROM typed, unnest(typed.patterns) AS p)
        AND w.tenant_id = ANY (SELECT DISTINCT r.tenant_id FROM input_rows r)
        AND w.deleted_at IS NULL AND w.enabled
+    -- Once per webhook and statement, as the foreign key did per delivery: a webhook being deleted waits
+    -- for this commit and then deletes these deliveries (webhooks_delete_children); one deleted before
+    -- is skipped. Updates of other columns (limits, breaker) do not conflict with KEY SHARE.
+       FOR KEY SHARE OF w
   ),
   fifo_firsts AS MATERIALIZED (
     SELECT c.id AS webhook_id, min(r.ord) AS ord
@@ -450,6 +486,17 @@ BEGIN
 
   IF stored = json_array_length(events_json) THEN
     RETURN;
+  END IF;
+  -- Rows left out: a used idempotency key (answered below) or a tenant that does not exist. The latter
+  -- fails the statement as the foreign key on events.tenant_id did (the API answers 404).
+  SELECT r.ord, r.tenant_id INTO missing
+    FROM json_to_recordset(events_json) AS r(ord int, tenant_id uuid)
+   WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = r.tenant_id)
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'tenant % does not exist', missing.tenant_id
+      USING ERRCODE = 'foreign_key_violation', COLUMN = 'tenant_id',
+            DETAIL = format('(input row %s)', missing.ord), HINT = 'nothing was stored';
   END IF;
   RETURN QUERY
   SELECT r.ord, e.id,
@@ -1645,9 +1692,21 @@ CREATE TRIGGER event_type_versions_append_only BEFORE UPDATE ON public.event_typ
 
 COMMENT ON TRIGGER event_type_versions_append_only ON public.event_type_versions IS 'Versions are never changed once written.';
 
+CREATE TRIGGER events_delete_children AFTER DELETE ON public.events REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION postbox.delete_children();
+
+COMMENT ON TRIGGER events_delete_children ON public.events IS 'Deletes the event''s deliveries (no foreign key on them; postbox.delete_children). Retention deletes only events without any.';
+
 CREATE TRIGGER events_immutable BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION public.postbox_events_immutable();
 
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.postbox_events_immutable();
+
+CREATE TRIGGER tenants_delete_children AFTER DELETE ON public.tenants REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION postbox.delete_children();
+
+COMMENT ON TRIGGER tenants_delete_children ON public.tenants IS 'Deletes the tenant''s deliveries and events (no foreign keys on them; postbox.delete_children).';
+
+CREATE TRIGGER webhooks_delete_children AFTER DELETE ON public.webhooks REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION postbox.delete_children();
+
+COMMENT ON TRIGGER webhooks_delete_children ON public.webhooks IS 'Deletes the webhook''s deliveries (no foreign key on them; postbox.delete_children).';
 
 CREATE TRIGGER webhooks_operational_notices AFTER UPDATE OF enabled, breaker_state ON public.webhooks FOR EACH ROW WHEN (((new.deleted_at IS NULL) AND ((old.enabled AND (NOT new.enabled)) OR (old.breaker_state IS DISTINCT FROM new.breaker_state)))) EXECUTE FUNCTION postbox.webhook_notices();
 
@@ -1668,23 +1727,11 @@ ALTER TABLE ONLY public.dead_letter_queue
 ALTER TABLE ONLY public.dead_letter_queue
     ADD CONSTRAINT dead_letter_queue_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
 
-ALTER TABLE ONLY public.deliveries
-    ADD CONSTRAINT deliveries_event_id_events_id_fk FOREIGN KEY (event_id) REFERENCES public.events(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.deliveries
-    ADD CONSTRAINT deliveries_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.deliveries
-    ADD CONSTRAINT deliveries_webhook_id_webhooks_id_fk FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
-
 ALTER TABLE ONLY public.event_type_versions
     ADD CONSTRAINT event_type_versions_event_type_id_event_types_id_fk FOREIGN KEY (event_type_id) REFERENCES public.event_types(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.event_types
     ADD CONSTRAINT event_types_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.events
-    ADD CONSTRAINT events_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.notice_digests
     ADD CONSTRAINT notice_digests_tenant_id_tenants_id_fk FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
