@@ -23,6 +23,7 @@ import {
   type ClaimResult,
   type DeadLettered,
 } from '../queries/deliveries.js';
+import { abortAttempt, attemptAbort, type AttemptAbort } from './attempt-abort.js';
 import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 
 export interface ClaimerOptions {
@@ -39,7 +40,7 @@ export interface ClaimerOptions {
   /** Claim at least this often when nothing wakes the engine (POLL_INTERVAL_MS). */
   pollIntervalMs: number;
   /** Runs one claimed delivery to a result (or to an abort); must not throw. */
-  execute: (delivery: ClaimedDelivery, signal: AbortSignal) => Promise<void>;
+  execute: (delivery: ClaimedDelivery, abort: AttemptAbort) => Promise<void>;
   /** Slots held outside the claimer: results waiting to be written. */
   heldElsewhere: () => number;
   /** Called after each claim (metrics). */
@@ -56,7 +57,7 @@ const SMALL_CLAIM_SPACING_MS = 5;
 const CONTENDED_RETRY_MS = 10;
 
 export class Claimer {
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, AttemptAbort>();
   private readonly settled = new Set<Promise<void>>();
   private wanted = false;
   private stopped = false;
@@ -154,7 +155,7 @@ export class Claimer {
 
   /** Aborts every attempt still in flight and waits (up to `deadline`) for them to settle. */
   async abortAll(deadline: number): Promise<void> {
-    for (const controller of this.running.values()) controller.abort();
+    for (const abort of this.running.values()) abortAttempt(abort);
     await this.idle(deadline);
   }
 
@@ -213,10 +214,10 @@ export class Claimer {
   }
 
   private dispatch(delivery: ClaimedDelivery): void {
-    const controller = new AbortController();
-    this.running.set(delivery.id, controller);
+    const abort = attemptAbort();
+    this.running.set(delivery.id, abort);
     const done: Promise<void> = this.o
-      .execute(delivery, controller.signal)
+      .execute(delivery, abort)
       .catch((err: unknown) => {
         this.o.logger.error('delivery attempt crashed', {
           delivery_id: delivery.id,

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { ClaimedDelivery } from '../queries/deliveries.js';
 import { deliveryLogFields } from '../observability/log-context.js';
 import type { DeliverySpans } from '../observability/spans.js';
+import type { AttemptAbort } from './attempt-abort.js';
 import type { DeliveryEngineHooks } from './hooks.js';
 import { outcomeOf } from './outcome.js';
 import type { Recorder } from './recorder.js';
@@ -20,40 +21,41 @@ export interface ExecutorDeps {
   spans?: DeliverySpans | undefined;
 }
 
-export type Execute = (delivery: ClaimedDelivery, signal: AbortSignal) => Promise<void>;
+export type Execute = (delivery: ClaimedDelivery, abort: AttemptAbort) => Promise<void>;
 
 export function createExecutor({ sender, recorder, logger, hooks, spans }: ExecutorDeps): Execute {
-  return async (delivery, signal) => {
+  return async (delivery, abort) => {
     const span = spans?.attempt(delivery);
     // An event that carried a trace context gets it forwarded (contract section 4); while Postbox
     // traces, as the attempt span's, so the receiver's own spans hang under this attempt.
     const sent = await sender.send(
       span && delivery.traceparent ? { ...delivery, traceparent: span.traceparent } : delivery,
-      signal,
+      abort,
     );
     // Aborted by shutdown before the request was out: released with its attempt number given back.
     if (sent.aborted && !sent.requestSent) return span?.released();
-    let result = outcomeOf(delivery, sent);
+    const result = outcomeOf(delivery, sent);
     // Aborted after the receiver may have got it: a failed attempt like a timeout (recorded, its
     // number kept), but due again at once for another worker.
     // It says nothing about the receiver: the breaker leaves it out.
-    if (sent.aborted)
-      result = { ...result, interrupted: true, ...(result.outcome === 'retry' ? { retryDelayMs: 0 } : {}) };
+    if (sent.aborted) {
+      result.interrupted = true;
+      if (result.outcome === 'retry') result.retryDelayMs = 0;
+    }
     span?.end(result);
     recorder.add(result, delivery.fifoNext);
     hooks.onAttempt?.(delivery, result);
     // One line per attempt; never the payload, the URL's secrets or the signing secret. Its fields are
     // built only when the line is written (LOG_LEVEL=warn skips parsing the traceparent every attempt).
     if (!logger.isInfoEnabled()) return;
-    logger.info('delivery attempt', {
-      // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
-      ...deliveryLogFields(delivery),
-      attempt: delivery.attempt,
-      outcome: result.outcome,
-      status_code: result.statusCode,
-      duration_ms: result.durationMs,
-      ...(result.error ? { error: result.error } : {}),
-      ...(result.retryDelayMs !== null ? { retry_in_ms: result.retryDelayMs } : {}),
-    });
+    // delivery, event, webhook and tenant ids, plus trace_id/span_id when the event carried a traceparent
+    const fields: Record<string, string | number | null> = deliveryLogFields(delivery);
+    fields.attempt = delivery.attempt;
+    fields.outcome = result.outcome;
+    fields.status_code = result.statusCode;
+    fields.duration_ms = result.durationMs;
+    if (result.error) fields.error = result.error;
+    if (result.retryDelayMs !== null) fields.retry_in_ms = result.retryDelayMs;
+    logger.info('delivery attempt', fields);
   };
 }

@@ -56,7 +56,8 @@ export function outcomeOf(
   nowMs: number = Date.now(),
   random?: () => number,
 ): AttemptResult {
-  const base = {
+  // One object per attempt, its outcome filled in below (no spread copies: this runs for every attempt).
+  const result: AttemptResult = {
     deliveryId: delivery.id,
     attempt: delivery.attempt,
     startedAt: sent.startedAt,
@@ -64,11 +65,16 @@ export function outcomeOf(
     statusCode: sent.statusCode,
     error: sent.error,
     responseExcerpt: sent.responseExcerpt,
+    outcome: 'succeeded',
+    retryDelayMs: null,
   };
   const ok = sent.statusCode !== null && sent.statusCode >= 200 && sent.statusCode < 300;
-  if (ok) return { ...base, outcome: 'succeeded', retryDelayMs: null };
+  if (ok) return result;
   const policy = effectivePolicy(delivery.retryPolicy);
-  if (delivery.attempt >= policy.max_attempts) return { ...base, outcome: 'dead', retryDelayMs: null };
+  if (delivery.attempt >= policy.max_attempts) {
+    result.outcome = 'dead';
+    return result;
+  }
   const retryAfterMs =
     sent.statusCode !== null && RETRY_AFTER_STATUSES.has(sent.statusCode)
       ? parseRetryAfter(sent.retryAfter, nowMs)
@@ -79,12 +85,12 @@ export function outcomeOf(
     : null;
   // Also when a Retry-After asks for a time past it: the receiver cannot stretch the deadline. An
   // attempt cut short by our shutdown is due again at once (the executor's choice), so judged at now.
-  if (deadline !== null && nowMs + (sent.aborted ? 0 : delay) > deadline)
-    return {
-      ...base,
-      outcome: 'dead',
-      retryDelayMs: null,
-      deliveryError: deadlineError(sent.error, policy.max_age_seconds!),
-    };
-  return { ...base, outcome: 'retry', retryDelayMs: delay };
+  if (deadline !== null && nowMs + (sent.aborted ? 0 : delay) > deadline) {
+    result.outcome = 'dead';
+    result.deliveryError = deadlineError(sent.error, policy.max_age_seconds!);
+    return result;
+  }
+  result.outcome = 'retry';
+  result.retryDelayMs = delay;
+  return result;
 }

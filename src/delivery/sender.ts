@@ -14,6 +14,7 @@ import got, { type ExtendOptions, type Got, type HandlerFunction, type Options }
 import type { ClaimedDelivery } from '../queries/deliveries.js';
 import { projectRoot } from '../paths.js';
 import type { SecretBox } from '../security/secret-box.js';
+import type { AttemptAbort } from './attempt-abort.js';
 import type { HttpAgents } from './http-agents.js';
 import { hmacKeyOf, signDelivery } from './signing.js';
 
@@ -80,6 +81,7 @@ export function deliveryHeaders(
 
 /** Text of at most `EXCERPT_BYTES` UTF-8 bytes: no split characters, no NUL (text columns refuse it). */
 export function excerptOf(chunks: readonly Buffer[]): string {
+  if (chunks.length === 0) return ''; // an empty body, the common answer
   const head = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES);
   // StringDecoder.write holds back a character cut at the end instead of emitting U+FFFD for it.
   // eslint-disable-next-line no-control-regex
@@ -226,7 +228,7 @@ export class Sender {
   }
 
   /** Sends one attempt. Never throws: every failure is a SendResult. */
-  send(d: ClaimedDelivery, signal?: AbortSignal): Promise<SendResult> {
+  send(d: ClaimedDelivery, abort?: AttemptAbort): Promise<SendResult> {
     const started = performance.now();
     const startedAt = new Date();
     let headers: Record<string, string>;
@@ -243,11 +245,10 @@ export class Sender {
       return Promise.resolve(this.result(started, startedAt, null, UNDECRYPTABLE_SECRET));
     }
 
-    if (signal?.aborted)
-      return Promise.resolve({
-        ...this.result(started, startedAt, null, 'aborted by shutdown'),
-        aborted: true,
-      });
+    if (abort?.aborted)
+      return Promise.resolve(
+        this.result(started, startedAt, null, 'aborted by shutdown', null, undefined, true),
+      );
 
     return new Promise((resolve) => {
       // The shutdown signal is watched here rather than handed to got: got's own handling of `signal`
@@ -267,22 +268,22 @@ export class Sender {
       const finish = (err?: unknown) => {
         if (settled) return;
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
+        if (abort) abort.onAbort = undefined;
         stream.destroy();
         const excerpt = status === null ? null : excerptOf(chunks);
         if (status !== null) {
           const error = status >= 200 && status < 300 ? null : describeStatus(status);
-          resolve({ ...this.result(started, startedAt, status, error, excerpt), retryAfter });
-        } else if (signal?.aborted) {
-          const aborted = this.result(started, startedAt, null, 'aborted by shutdown');
-          resolve({ ...aborted, aborted: true, requestSent });
+          resolve(this.result(started, startedAt, status, error, excerpt, retryAfter));
+        } else if (abort?.aborted) {
+          resolve(
+            this.result(started, startedAt, null, 'aborted by shutdown', null, undefined, true, requestSent),
+          );
         } else {
           resolve(this.result(started, startedAt, null, describeError(err, d.timeoutMs)));
         }
       };
       // Aborted: an answer already received still decides; otherwise the attempt is 'aborted by shutdown'.
-      const onAbort = () => finish();
-      signal?.addEventListener('abort', onAbort);
+      if (abort) abort.onAbort = finish;
       stream.once('request', (req: { once(event: 'finish', listener: () => void): unknown }) =>
         req.once('finish', () => (requestSent = true)),
       );
@@ -311,6 +312,9 @@ export class Sender {
     statusCode: number | null,
     error: string | null,
     responseExcerpt: string | null = null,
+    retryAfter: string | undefined = undefined,
+    aborted = false,
+    requestSent = statusCode !== null,
   ): SendResult {
     return {
       startedAt,
@@ -318,9 +322,9 @@ export class Sender {
       statusCode,
       error,
       responseExcerpt,
-      retryAfter: undefined,
-      aborted: false,
-      requestSent: statusCode !== null,
+      retryAfter,
+      aborted,
+      requestSent,
     };
   }
 }

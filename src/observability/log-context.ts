@@ -35,7 +35,8 @@ export function logFields(ids: LogIds): Record<string, string> {
     const value = ids[key];
     if (value) fields[key] = value;
   }
-  return { ...fields, ...traceFields(ids.traceparent) };
+  if (ids.traceparent) Object.assign(fields, traceFields(ids.traceparent));
+  return fields;
 }
 
 /** The ids of a claimed delivery (src/queries/deliveries.ts ClaimedDelivery) as log fields. */
