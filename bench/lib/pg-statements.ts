@@ -11,6 +11,9 @@ export const statementsWanted = process.env.BENCH_PG_STATEMENTS === '1';
 export const statementSettings = {
   shared_preload_libraries: 'pg_stat_statements',
   'pg_stat_statements.track': 'all',
+  // Planning counted apart from execution: a prepared statement planned again (custom plans, or a
+  // generic plan invalidated by ANALYZE) shows up in plans and plan_ms.
+  'pg_stat_statements.track_planning': 'on',
 };
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -39,9 +42,11 @@ export async function topStatements(url: string, per: number, n = 8) {
       total: number;
       mean: number;
       rows: string;
+      plans: string;
+      plan: number;
     }>(
       `SELECT regexp_replace(left(query, 90), '\\s+', ' ', 'g') AS query, calls, total_exec_time AS total,
-              mean_exec_time AS mean, rows
+              mean_exec_time AS mean, rows, plans, total_plan_time AS plan
          FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'
         ORDER BY total_exec_time DESC LIMIT $1`,
       [n],
@@ -54,6 +59,8 @@ export async function topStatements(url: string, per: number, n = 8) {
       us_per_unit: Math.round((1000 * r.total) / per),
       mean_ms: Math.round(r.mean * 1000) / 1000,
       rows_per_call: Math.round(Number(r.rows) / Number(r.calls)),
+      plans: Number(r.plans),
+      plan_us_per_unit: Math.round((1000 * r.plan) / per),
     }));
   });
 }
