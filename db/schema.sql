@@ -193,6 +193,11 @@ CREATE FUNCTION postbox.dead_letter_notices() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+  -- A statement-level trigger fires for every INSERT statement, rows or none: the claim and the
+  -- recorder each carry an INSERT INTO dead_letter_queue that almost never inserts anything.
+  IF NOT EXISTS (SELECT FROM added) THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO notice_digests AS n (tenant_id, type, subject, pending_count, first_at, last_at, sample, details)
   SELECT a.tenant_id, 'postbox.delivery.dead_lettered', a.webhook_id::text, count(*), min(a.dead_at), max(a.dead_at),
          to_jsonb((array_agg(jsonb_build_object('delivery_id', a.delivery_id, 'event_id', a.event_id,
