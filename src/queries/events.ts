@@ -37,14 +37,15 @@ export interface IngestedRow {
 }
 
 /**
- * The ingest statement is the SQL function postbox.ingest (db/migrations/0008_postbox_emit.sql), so
- * that POST /events and postbox.emit (a producer's own transaction) share one implementation of
- * validation, matching and idempotency. $1 is a JSON array of rows: one parameter however many events.
+ * The ingest statement is the SQL function postbox.ingest (db/migrations/0008_postbox_emit.sql, now
+ * 0030), so that POST /events and postbox.emit (a producer's own transaction) share one implementation
+ * of validation, matching and idempotency. $1 is a JSON array of rows: one parameter however many
+ * events, sent as jsonb so that each payload is parsed once (as json it was lexed twice, then parsed).
  * A function call is one statement, so an event is never stored without its deliveries.
  * There is deliberately no pg_notify in it for this path: see src/ingest/wakeup.ts.
  */
 export const INGEST_EVENTS_SQL = `SELECT ord, event_id AS "eventId", delivery_ids AS "deliveryIds", created
-  FROM postbox.ingest($1::json) ORDER BY ord, created DESC`;
+  FROM postbox.ingest_jsonb($1::jsonb) ORDER BY ord, created DESC`;
 
 /**
  * INGEST_EVENTS_SQL that also wakes the workers, in its own transaction (delivered at its commit):
@@ -52,7 +53,7 @@ export const INGEST_EVENTS_SQL = `SELECT ord, event_id AS "eventId", delivery_id
  * (src/ingest/wakeup.ts). A statement less per wake-up than sending it separately.
  */
 export const INGEST_EVENTS_WAKING_SQL = `WITH ingested AS MATERIALIZED (
-  SELECT ord, event_id, delivery_ids, created FROM postbox.ingest($1::json)
+  SELECT ord, event_id, delivery_ids, created FROM postbox.ingest_jsonb($1::jsonb)
 ), woken AS MATERIALIZED (
   SELECT pg_notify('${DELIVERIES_CHANNEL}', '') FROM ingested i
    WHERE $2::boolean OR (i.created AND cardinality(i.delivery_ids) > 0)

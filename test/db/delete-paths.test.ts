@@ -83,7 +83,7 @@ function ingestOne(c: pg.ClientBase, tenantId: string): Promise<pg.QueryResult> 
       traceparent: null,
     },
   ]);
-  return c.query('SELECT * FROM postbox.ingest($1::json)', [param]);
+  return c.query('SELECT * FROM postbox.ingest_jsonb($1::jsonb)', [param]);
 }
 
 describe('deleting without foreign keys on events and deliveries', () => {

@@ -395,6 +395,7 @@ describe('a producer role', () => {
         'SELECT count(*) FROM webhooks',
         `INSERT INTO events (id, tenant_id, type, payload, occurred_at) VALUES (gen_random_uuid(), '${tenant.id}', 'x', '{}', now())`,
         `SELECT * FROM postbox.ingest('[]')`,
+        `SELECT * FROM postbox.ingest_jsonb('[]')`,
         `SELECT * FROM postbox.consume_event_quota('${tenant.id}', 1)`,
       ]) {
         await expect(client.query(sql)).rejects.toMatchObject({ code: '42501' });
