@@ -271,6 +271,25 @@ $$;
 
 COMMENT ON FUNCTION postbox.drop_attempt_partition(part regclass) IS 'Drops one daily partition of delivery_attempts (never the default one): how retention deletes a day of attempts.';
 
+CREATE FUNCTION postbox.due_deliveries(lookahead integer) RETURNS TABLE(id uuid, webhook_id uuid, tenant_id uuid, next_attempt_at timestamp with time zone)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    SET enable_sort TO 'off'
+    AS $$
+#variable_conflict use_column
+BEGIN
+  -- Not a FIFO row, as a CASE: see NOT_FIFO in src/queries/claim.ts.
+  RETURN QUERY
+  SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
+    FROM deliveries d
+   WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+     AND CASE WHEN d.fifo_seq IS NULL THEN true ELSE false END
+   ORDER BY d.next_attempt_at
+   LIMIT lookahead;
+END $$;
+
+COMMENT ON FUNCTION postbox.due_deliveries(lookahead integer) IS 'The claim''s head: the oldest due deliveries without a FIFO position, at most lookahead, always by walking deliveries_due_idx in order (planned with enable_sort off, whatever the statistics).';
+
 CREATE FUNCTION postbox.emit(tenant_id uuid, type text, payload jsonb, idempotency_key text DEFAULT NULL::text, occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, version integer DEFAULT NULL::integer, metadata jsonb DEFAULT NULL::jsonb, source text DEFAULT NULL::text) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_catalog', 'pg_temp'

@@ -265,11 +265,9 @@ WITH RECURSIVE expired AS (
 ), dlq AS (
    ${deadLetterInsert('buried')}
 ), head_plain AS MATERIALIZED (
-   SELECT d.id, d.webhook_id, d.tenant_id, d.next_attempt_at
-     FROM deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND ${NOT_FIFO}
-    ORDER BY d.next_attempt_at
-    LIMIT $6
+   -- deliveries_due_idx walked in order to the lookahead, never a bitmap scan and sort of every due
+   -- row (which a generic plan made on few or no statistics chose): migration 0031.
+   SELECT h.id, h.webhook_id, h.tenant_id, h.next_attempt_at FROM postbox.due_deliveries($6) h
 ), fifo_queues AS (
    -- Skip scan: each step is one descent of deliveries_fifo_head_idx to the next FIFO queue, returning
    -- its head's position.
