@@ -380,6 +380,25 @@ $$;
 
 COMMENT ON FUNCTION postbox.event_type_patterns(event_type text) IS 'The webhook event_types patterns that match a type (*, the type, and every prefix.*); ingest matches with event_types && these.';
 
+CREATE FUNCTION postbox.expired_leases(lim integer) RETURNS TABLE(id uuid)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_catalog', 'pg_temp'
+    SET enable_sort TO 'off'
+    AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT d.id
+    FROM deliveries d
+    JOIN webhooks w ON w.id = d.webhook_id
+   WHERE d.status = 'in_flight' AND d.lease_expires_at <= now()
+     AND w.enabled AND w.deleted_at IS NULL
+   ORDER BY d.lease_expires_at
+   LIMIT lim;
+END $$;
+
+COMMENT ON FUNCTION postbox.expired_leases(lim integer) IS 'The claim''s rescue candidates: in-flight deliveries of enabled webhooks whose lease expired, oldest first, at most lim, always by walking deliveries_lease_idx in order (planned with enable_sort off, whatever the statistics).';
+
 CREATE FUNCTION postbox.flush_notices(p_max integer, p_window_ms bigint) RETURNS integer
     LANGUAGE plpgsql
     AS $$

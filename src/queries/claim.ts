@@ -240,11 +240,14 @@ interface ClaimMeta {
 
 const CLAIM_SQL = `
 WITH RECURSIVE expired AS (
+   -- Candidates from deliveries_lease_idx in lease order, never a walk of every in-flight row (which
+   -- a generic plan made with few rows in flight chose): migration 0032. Locked by key, re-checked.
    SELECT d.id, d.attempts, d.last_attempt_at, d.lease_expires_at,
           d.attempts >= coalesce((w.retry_policy->>'max_attempts')::int, $4) AS exhausted
      FROM deliveries d
      JOIN webhooks w ON w.id = d.webhook_id
-    WHERE d.status = 'in_flight' AND d.lease_expires_at <= now()
+    WHERE d.id = ANY (ARRAY(SELECT x.id FROM postbox.expired_leases($2) x))
+      AND ${keyedStatusIs('in_flight')} AND d.lease_expires_at <= now()
       AND w.enabled AND w.deleted_at IS NULL
     ORDER BY d.lease_expires_at
     LIMIT $2
