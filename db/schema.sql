@@ -369,13 +369,21 @@ END $$;
 COMMENT ON FUNCTION postbox.emit_operational(p_tenant uuid, p_type text, p_payload jsonb, p_subject uuid) IS 'Stores a postbox.* event and one pending delivery per enabled webhook of the tenant subscribed to it by name (not by *) whose payload filter matches, except the webhook it is about. Returns the event id, or NULL when no webhook listens (nothing stored). Runs in the caller''s transaction.';
 
 CREATE FUNCTION postbox.event_type_patterns(event_type text) RETURNS text[]
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
-  SELECT ARRAY['*', event_type] || ARRAY(
-    SELECT array_to_string(parts[1:k], '.') || '.*'
-      FROM string_to_array(event_type, '.') AS parts, generate_series(1, cardinality(parts) - 1) AS k
-     WHERE k > 1 OR parts[1] <> ''
-     ORDER BY k)
+DECLARE
+  parts text[] := string_to_array(event_type, '.');
+  patterns text[] := ARRAY['*', event_type];
+BEGIN
+  -- Each proper prefix of the dotted name as 'prefix.*', shortest first; a leading empty part ('.x')
+  -- gives no '.*' of its own.
+  FOR k IN 1 .. cardinality(parts) - 1 LOOP
+    IF k > 1 OR parts[1] <> '' THEN
+      patterns := patterns || (array_to_string(parts[1:k], '.') || '.*');
+    END IF;
+  END LOOP;
+  RETURN patterns;
+END
 $$;
 
 COMMENT ON FUNCTION postbox.event_type_patterns(event_type text) IS 'The webhook event_types patterns that match a type (*, the type, and every prefix.*); ingest matches with event_types && these.';

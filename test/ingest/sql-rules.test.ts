@@ -17,15 +17,34 @@ afterAll(async () => {
 });
 
 describe('postbox.event_type_patterns', () => {
-  it.each(['a', 'a.b', 'a.b.c', 'order.line.added', '.a', '..a', 'a.', 'a..b', 'x:y-z_1.q', 'a.b.c.d.e.f'])(
-    'expands %s as patternsForType does',
-    async (type) => {
-      const { rows } = await db.pool.query<{ p: string[] }>('SELECT postbox.event_type_patterns($1) AS p', [
-        type,
-      ]);
-      expect(rows[0]!.p).toEqual(patternsForType(type));
-    },
-  );
+  it.each([
+    'a',
+    'a.b',
+    'a.b.c',
+    'order.line.added',
+    '.a',
+    '..a',
+    '...a',
+    '.a.b.',
+    'a.',
+    'a..b',
+    '.',
+    '',
+    'x:y-z_1.q',
+    'a.b.c.d.e.f',
+  ])('expands %s as patternsForType does', async (type) => {
+    const { rows } = await db.pool.query<{ p: string[] }>('SELECT postbox.event_type_patterns($1) AS p', [
+      type,
+    ]);
+    expect(rows[0]!.p).toEqual(patternsForType(type));
+  });
+
+  it('is NULL for a NULL type (STRICT)', async () => {
+    const { rows } = await db.pool.query<{ p: string[] | null }>(
+      'SELECT postbox.event_type_patterns(NULL) AS p',
+    );
+    expect(rows[0]!.p).toBeNull();
+  });
 });
 
 describe('postbox.check_event', () => {
