@@ -34,7 +34,11 @@ export async function resetStatements(url: string): Promise<void> {
 }
 
 /** The `n` statements with the most execution time since the reset, `per` units of work given. */
-export async function topStatements(url: string, per: number, n = 8) {
+export async function topStatements(
+  url: string,
+  per: number,
+  n = Number(process.env.BENCH_PG_STATEMENTS_TOP ?? 8),
+) {
   return withClient(url, async (c) => {
     const { rows } = await c.query<{
       query: string;

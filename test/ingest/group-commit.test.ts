@@ -41,7 +41,7 @@ afterAll(async () => {
 describe('ingest group commit', () => {
   it('combines concurrent requests into fewer statements and gives each its own answer', async () => {
     const { pool, inserts } = countingPool();
-    const gc = new IngestGroupCommit(pool, { maxEvents: 1000, maxInFlight: 1 });
+    const gc = new IngestGroupCommit(pool, { maxEvents: 1000, maxInFlight: 1, parallelFrom: 1 });
     const requests = Array.from({ length: 30 }, (_, i) => [event({ payloadJson: JSON.stringify({ i }) })]);
     const answers = await Promise.all(requests.map((r) => gc.ingest(r)));
 
@@ -59,7 +59,7 @@ describe('ingest group commit', () => {
   });
 
   it('answers a repeated idempotency key in the same flush with the first answer', async () => {
-    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1 });
+    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1, parallelFrom: 1 });
     const key = `k-${newId()}`;
     const [blocker, first, second] = await Promise.all([
       gc.ingest([event()]),
@@ -76,7 +76,7 @@ describe('ingest group commit', () => {
   });
 
   it('fails only the request whose data breaks the combined statement', async () => {
-    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1 });
+    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1, parallelFrom: 1 });
     const unknownTenant = newId();
     const results = await Promise.allSettled([
       gc.ingest([event()]),
@@ -93,7 +93,7 @@ describe('ingest group commit', () => {
   });
 
   it('fails every request of the flush when the database itself fails, storing nothing', async () => {
-    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1 });
+    const gc = new IngestGroupCommit(db.pool, { maxEvents: 1000, maxInFlight: 1, parallelFrom: 1 });
     const marker = `boom-${newId()}`;
     await db.pool.query(`
       CREATE FUNCTION fail_ingest() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -112,5 +112,33 @@ describe('ingest group commit', () => {
       [marker],
     );
     expect(rows[0].n).toBe(0);
+  });
+
+  it('runs one statement at a time for small requests, and a second only while enough events wait', async () => {
+    // Counts the ingest statements running at once, and the most seen.
+    let running = 0;
+    let most = 0;
+    const pool: Queryable = {
+      query: (async (text: unknown, values?: unknown) => {
+        const counted = typeof text === 'object' && text !== null && 'name' in text;
+        if (counted) most = Math.max(most, ++running);
+        try {
+          return await db.pool.query(text as string, values as unknown[]);
+        } finally {
+          if (counted) running--;
+        }
+      }) as Queryable['query'],
+    };
+    const gc = new IngestGroupCommit(pool, { maxEvents: 1000, maxInFlight: 2, parallelFrom: 100 });
+
+    const singles = await Promise.all(Array.from({ length: 40 }, () => gc.ingest([event()])));
+    expect(singles.every((a) => a.length === 1 && a[0]!.created)).toBe(true);
+    expect(most).toBe(1);
+
+    most = 0;
+    const batch = () => Array.from({ length: 150 }, () => event());
+    const batches = await Promise.all([gc.ingest(batch()), gc.ingest(batch()), gc.ingest(batch())]);
+    expect(batches.every((a) => a.length === 150 && a.every((r) => r.created))).toBe(true);
+    expect(most).toBe(2);
   });
 });
