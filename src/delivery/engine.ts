@@ -52,6 +52,8 @@ export interface DeliveryEngineOptions {
   recordBatchSize?: number;
   /** A result waits at most this long before its batch is written (default 5 ms). */
   recordFlushMs?: number;
+  /** After a claim that came back short, the next waits this long after it (default 10 ms; claimer.ts). */
+  claimCooldownMs?: number;
   /** Circuit breaker and automatic disabling (default DEFAULT_HEALTH_POLICY). */
   health?: HealthPolicy;
   hooks?: DeliveryEngineHooks;
@@ -73,6 +75,8 @@ export interface DeliveryEngine {
 /** After the grace, how long aborted attempts get to unwind and results to be written. */
 const ABORT_SETTLE_MS = 1000;
 const RECORD_DRAIN_MS = 5000;
+/** Claims at most ~100 times a second while the queue runs dry: docs/perf.md, "The claim's cooldown". */
+const DEFAULT_CLAIM_COOLDOWN_MS = 10;
 
 /** The engine options a Config implies. */
 export function deliveryEngineOptions(
@@ -128,6 +132,7 @@ export async function startDeliveryEngine(o: DeliveryEngineOptions): Promise<Del
     batchSize: o.claimBatchSize,
     leaseSeconds: o.leaseSeconds,
     pollIntervalMs: o.pollIntervalMs,
+    cooldownMs: o.claimCooldownMs ?? DEFAULT_CLAIM_COOLDOWN_MS,
     execute: createExecutor({ sender, recorder, logger, hooks, spans }),
     // Up to `concurrency` unwritten results are free; beyond that they hold claim slots (backpressure).
     heldElsewhere: () => Math.max(0, recorder.pending - o.concurrency),

@@ -135,6 +135,51 @@ describe('wake-up', () => {
   });
 });
 
+describe('claim cooldown', () => {
+  it('after a claim that ran dry, a wake-up within the cooldown claims once it has passed, not at once', async () => {
+    const cooldownMs = 1500;
+    const hook = await webhook('/cooldown');
+    const claims: { rows: number; began: number }[] = [];
+    await engine({
+      claimCooldownMs: cooldownMs,
+      hooks: { onClaim: (rows, durationMs) => void claims.push({ rows, began: Date.now() - durationMs }) },
+    });
+    await waitFor(() => claims.length > 0, { what: 'the start-up claim' }); // took nothing: the queue ran dry
+    const dryAt = claims[0]!.began;
+    const queuedAt = Date.now();
+    await queueEvent(db(), hook.tenantId, [hook.id]); // its NOTIFY arrives within milliseconds
+    const [req] = await receiver.waitForRequests(1, '/cooldown', 10_000);
+    const taking = claims.find((c) => c.rows > 0)!;
+    // The claim waited for the cooldown (allowing a timer's 1 ms of rounding)...
+    expect(taking.began - dryAt).toBeGreaterThanOrEqual(cooldownMs - 1);
+    // ...which had not passed when the event came, so it was not a late NOTIFY; and it was not the poll.
+    expect(queuedAt - dryAt).toBeLessThan(cooldownMs);
+    expect(req!.at - queuedAt).toBeLessThan(cooldownMs + 2000);
+  });
+
+  it('a full claim claims again at once', async () => {
+    const hook = await webhook('/cooldown-full');
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 7); // no NOTIFY: the start-up claim finds them
+    const startedAt = Date.now();
+    await engine({ claimBatchSize: 2, claimCooldownMs: 10_000 });
+    // Claims of 2, 2, 2 are full and 1 is short: only a claim after that last one would wait 10 s.
+    const reqs = await receiver.waitForRequests(7, '/cooldown-full', 8000);
+    expect(Math.max(...reqs.map((r) => r.at)) - startedAt).toBeLessThan(8000);
+    await allInState(ids, 'succeeded');
+  });
+
+  it("a FIFO head's written result claims the next of its queue at once", async () => {
+    const hook = await webhook('/cooldown-fifo');
+    await db().query(`UPDATE webhooks SET ordering = 'fifo' WHERE id = $1`, [hook.id]);
+    const ids = await queueMany(db(), hook.tenantId, hook.id, 3);
+    await engine({ claimCooldownMs: 10_000 });
+    // Each claim takes one head (short); the next head is claimable only once its result is written.
+    const reqs = await receiver.waitForRequests(3, '/cooldown-fifo', 8000);
+    expect(reqs.map((r) => JSON.parse(r.body).data.i)).toEqual([1, 2, 3]);
+    await allInState(ids, 'succeeded');
+  });
+});
+
 describe('leases', () => {
   it('an abandoned in-flight delivery is delivered again once its lease expires', async () => {
     const rounds = claimRounds();
