@@ -7,7 +7,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { LOST_ATTEMPT_ERROR } from '../../src/queries/claim.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { ENGINE_READY, killAllPostboxes, spawnPostbox, type PostboxProcess } from '../helpers/processes.js';
+import {
+  backendPidsOf,
+  ENGINE_READY,
+  killAllPostboxes,
+  spawnPostbox,
+  type PostboxProcess,
+} from '../helpers/processes.js';
 import { startTrackingReceiver, type TrackingReceiver } from '../helpers/tracking-receiver.js';
 import { waitFor } from '../helpers/wait.js';
 import { report, settle, startProducer } from './ledger.js';
@@ -148,6 +154,20 @@ describe('a worker frozen with SIGSTOP past its lease', () => {
       spawnPostbox(app.db.url, { name: 'w2' }),
     ]);
     const w1Id = workerIdOf(w1);
+    const w1StatementsDone = async () => {
+      const backends = await backendPidsOf(db(), w1.pid);
+      expect(backends.length).toBeGreaterThan(0);
+      await waitFor(
+        async () => {
+          const { rows } = await db().query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND state = 'active'`,
+            [backends],
+          );
+          return rows[0].n === 0;
+        },
+        { timeoutMs: 10_000, intervalMs: 5, what: 'the statements w1 sent before it froze to finish' },
+      );
+    };
     const producer = startProducer(app, tenantId, { type: 'freeze.item', concurrency: 2, paceMs: 10 });
     await producer.acks(100);
 
@@ -158,6 +178,9 @@ describe('a worker frozen with SIGSTOP past its lease', () => {
       async () => {
         w1.signal('SIGSTOP');
         stoppedAt = Date.now();
+        // A statement w1 sent just before it froze (a recorder's write, say) still runs and commits:
+        // what w1 holds is read once its backends have nothing left running.
+        await w1StatementsDone();
         held = await heldBy(w1Id);
         if (held.length === 0) w1.signal('SIGCONT');
         return held.length > 0;

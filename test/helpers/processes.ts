@@ -7,10 +7,11 @@
  * runner dies first, so no worker outlives its test file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Queryable } from '../../src/db/pool.js';
 import { ADMIN_KEY, SECRETS_KEY } from './app.js';
 
 export interface LogLine {
@@ -188,4 +189,33 @@ export async function killAllPostboxes(): Promise<void> {
     }
   }
   await Promise.all(waits);
+}
+
+/**
+ * The PostgreSQL backends serving a process's TCP connections: the local ports of its sockets (its fds,
+ * matched to /proc/net/tcp and tcp6 by inode) looked up as pg_stat_activity.client_port. Linux only,
+ * as are the fault tests that freeze processes.
+ */
+export async function backendPidsOf(db: Queryable, pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (socket) inodes.add(socket[1]!);
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/); // sl local_address rem_address st ... uid timeout inode
+      if (fields.length > 9 && inodes.has(fields[9]!)) ports.push(parseInt(fields[1]!.split(':')[1]!, 16));
+    }
+  }
+  const { rows } = await db.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])',
+    [ports],
+  );
+  return rows.map((r) => r.pid);
 }
