@@ -168,6 +168,26 @@ describe('claim cooldown', () => {
     await allInState(ids, 'succeeded');
   });
 
+  it('a claim that ran dry after 16 rows or more claims again at once: the cooldown is for a trickle', async () => {
+    const hook = await webhook('/cooldown-busy');
+    // Its adaptive limit opened, so that nothing holds rows back.
+    await db().query('UPDATE webhooks SET concurrency_limit = 100 WHERE id = $1', [hook.id]);
+    await queueMany(db(), hook.tenantId, hook.id, 20); // no NOTIFY: the start-up claim takes all 20
+    const claims: number[] = [];
+    await engine({
+      concurrency: 100,
+      claimBatchSize: 50,
+      claimCooldownMs: 10_000,
+      hooks: { onClaim: (rows) => void claims.push(rows) },
+    });
+    await receiver.waitForRequests(20, '/cooldown-busy', 8000);
+    expect(claims[0]).toBe(20);
+    const queuedAt = Date.now();
+    await queueEvent(db(), hook.tenantId, [hook.id]);
+    const reqs = await receiver.waitForRequests(21, '/cooldown-busy', 8000);
+    expect(Math.max(...reqs.map((r) => r.at)) - queuedAt).toBeLessThan(5000);
+  });
+
   it("a FIFO head's written result claims the next of its queue at once", async () => {
     const hook = await webhook('/cooldown-fifo');
     await db().query(`UPDATE webhooks SET ordering = 'fifo' WHERE id = $1`, [hook.id]);
