@@ -17,10 +17,11 @@
  *
  * Cooldown (River's FetchCooldown): after a claim of fewer than 16 rows that came back short with
  * nothing held back by the limits, the queue has run dry at a trickle, and the next wake-up claims no
- * sooner than `cooldownMs` after that claim began. At a steady trickle every ingest commit notifies, and the claim is one statement of
- * ~150 plan nodes whatever it takes: claiming per notification cost PostgreSQL 1.3-2.5 ms per claim of
- * 4-8 rows. A full claim (more is probably due), rows held back by the limits (slots freeing up are
- * worth a claim) and a FIFO head's release (its queue waits on that claim) claim at once.
+ * sooner than `cooldownMs` after that claim began. At a steady trickle every ingest commit notifies,
+ * and the claim is one statement of ~150 plan nodes whatever it takes: claiming per notification cost
+ * PostgreSQL 1.3-2.5 ms per claim of 4-8 rows. A full claim (more is probably due), a claim of 16 rows
+ * or more (a busy worker), rows held back by the limits (slots freeing up are worth a claim) and a
+ * FIFO head's release (its queue waits on that claim) claim at once.
  */
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
@@ -46,7 +47,7 @@ export interface ClaimerOptions {
   leaseSeconds: number;
   /** Claim at least this often when nothing wakes the engine (POLL_INTERVAL_MS). */
   pollIntervalMs: number;
-  /** After a claim that took fewer rows than it asked for: the next starts no sooner than this after it. */
+  /** After a claim that ran dry at a trickle: the next starts no sooner than this after it. */
   cooldownMs: number;
   /** Runs one claimed delivery to a result (or to an abort); must not throw. */
   execute: (delivery: ClaimedDelivery, abort: AttemptAbort) => Promise<void>;
@@ -75,8 +76,8 @@ export class Claimer {
   private claiming: Promise<void> | undefined;
   private queued = false;
   private lastClaimAt = 0;
-  /** The last claim took fewer rows than it asked for and the limits held none back: the queue ran dry. */
-  private lastClaimShort = false;
+  /** The last claim ran dry at a trickle (see the cooldown above): the next waits out cooldownMs. */
+  private ranDry = false;
   /** A FIFO head's result was written: its queue's next row is claimed without the cooldown. */
   private fifoReleased = false;
   private spacingTimer: NodeJS.Timeout | undefined;
@@ -129,7 +130,7 @@ export class Claimer {
     const free = this.freeSlots();
     if (free <= 0) return;
     const spacing =
-      this.lastClaimShort && !this.fifoReleased
+      this.ranDry && !this.fifoReleased
         ? this.o.cooldownMs
         : free < this.smallClaim
           ? SMALL_CLAIM_SPACING_MS
@@ -218,10 +219,9 @@ export class Claimer {
     // claim's fixed cost outweighs its rows. Claims of COOLDOWN_BELOW_ROWS or more never wait, so the
     // cooldown never caps a busy worker (at ~1,600 deliveries/s claims 10 ms apart hold 16 rows).
     const taken = rows.length + dead.length;
-    this.lastClaimShort = taken < limit && taken < COOLDOWN_BELOW_ROWS && !result.heldBack;
+    this.ranDry = taken < limit && taken < COOLDOWN_BELOW_ROWS && !result.heldBack;
     // A full batch (dead-lettered rescues took room too), or webhooks left unscanned: probably more.
-    if (rows.length + dead.length >= limit || result.scanNext !== null || result.fifoScanNext !== null)
-      this.wanted = true;
+    if (taken >= limit || result.scanNext !== null || result.fifoScanNext !== null) this.wanted = true;
     else if (result.contended > 0) this.retrySoon();
     for (const row of rows) {
       if (row.fifoNext) this.fifoHeads.add(row.id);

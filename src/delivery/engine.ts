@@ -52,7 +52,7 @@ export interface DeliveryEngineOptions {
   recordBatchSize?: number;
   /** A result waits at most this long before its batch is written (default 5 ms). */
   recordFlushMs?: number;
-  /** After a claim that came back short, the next waits this long after it (default 10 ms; claimer.ts). */
+  /** After a claim that ran dry at a trickle, the next waits this long after it (default 10 ms; claimer.ts). */
   claimCooldownMs?: number;
   /** Circuit breaker and automatic disabling (default DEFAULT_HEALTH_POLICY). */
   health?: HealthPolicy;
